@@ -1,0 +1,38 @@
+"""featurevis: see what a trained image network has learned.
+
+import featurevis as fv
+result = fv.render("efficientnet_lite0", "_blocks.8:12")
+result.save("channel.png")
+"""
+
+from . import objectives, transforms
+from .errors import FeaturevisError
+from .images import load_image, save_image
+from .model import FeatureModel
+from .objectives import Objective
+from .param import FourierImage, PixelImage
+from .render import RenderResult, optimize, render
+from .targets import parse_target
+from .zoo import ZOO, as_model, imagenet_labels, load_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ZOO",
+    "FeatureModel",
+    "FeaturevisError",
+    "FourierImage",
+    "Objective",
+    "PixelImage",
+    "RenderResult",
+    "as_model",
+    "imagenet_labels",
+    "load_image",
+    "load_model",
+    "objectives",
+    "optimize",
+    "parse_target",
+    "render",
+    "save_image",
+    "transforms",
+]

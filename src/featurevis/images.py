@@ -1,0 +1,109 @@
+"""Reading and writing images: tensors ``B×3×H×W`` in [0, 1] on one side, files via Pillow.
+
+Writes are atomic (a temporary file renamed into place) so an interrupted run never leaves a
+half-written image, and read errors become one-line ``FeaturevisError`` messages.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import FeaturevisError
+
+#: Pillow's decompression-bomb limit, raised to what a 2 CPU / 24 GiB machine still handles.
+MAX_PIXELS = 200_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+def to_pil(img: torch.Tensor) -> Image.Image:
+    """One ``3×H×W`` (or ``1×3×H×W``) tensor in [0, 1] as an 8-bit RGB image."""
+    if img.dim() == 4:
+        img = img[0]
+    arr = (img.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+    return Image.fromarray(arr, "RGB")
+
+
+def from_pil(im: Image.Image) -> torch.Tensor:
+    """A PIL image (any mode, any bit depth) as a ``1×3×H×W`` float tensor in [0, 1]."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im, dtype=np.float32)
+        arr = arr / (65535.0 if arr.max() > 255 else 255.0)
+        t = torch.from_numpy(np.repeat(arr[..., None], 3, axis=2))
+    else:
+        if im.mode in ("RGBA", "LA", "P"):
+            im = im.convert("RGBA")
+            bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+            im = Image.alpha_composite(bg, im)
+        t = torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0)
+    return t.permute(2, 0, 1)[None].contiguous()
+
+
+def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = None) -> torch.Tensor:
+    """Read an image file (EXIF orientation applied) as ``1×3×H×W`` in [0, 1]."""
+    p = Path(path)
+    if not p.exists():
+        raise FeaturevisError(f"{p}: no such file")
+    if p.is_dir():
+        raise FeaturevisError(f"{p}: is a directory, not an image")
+    try:
+        with Image.open(p) as im:
+            im = ImageOps.exif_transpose(im)
+            im.load()
+    except UnidentifiedImageError:
+        raise FeaturevisError(f"{p}: not an image Pillow can read") from None
+    except Image.DecompressionBombError:
+        raise FeaturevisError(f"{p}: image too large (over {MAX_PIXELS:,} pixels)") from None
+    except (OSError, SyntaxError) as e:
+        raise FeaturevisError(f"{p}: damaged or truncated image ({e})") from None
+    if min(im.size) < 2:
+        raise FeaturevisError(f"{p}: image is {im.size[0]}x{im.size[1]}; need at least 2x2 pixels")
+    if size is not None:
+        wh = (size, size) if isinstance(size, int) else (size[1], size[0])
+        im = im.convert("RGB").resize(wh, Image.Resampling.LANCZOS)
+    return from_pil(im)
+
+
+def make_grid(images: torch.Tensor, ncols: int | None = None, pad: int = 2) -> torch.Tensor:
+    """Tile a batch into one ``3×H×W`` image (white gaps), nearly square by default."""
+    b, c, h, w = images.shape
+    ncols = ncols or math.ceil(math.sqrt(b))
+    nrows = math.ceil(b / ncols)
+    grid = torch.ones(c, nrows * (h + pad) - pad, ncols * (w + pad) - pad)
+    for i in range(b):
+        r, q = divmod(i, ncols)
+        grid[:, r * (h + pad) : r * (h + pad) + h, q * (w + pad) : q * (w + pad) + w] = images[i].detach().cpu()
+    return grid
+
+
+def save_image(img: torch.Tensor, path: str | os.PathLike, **pil_kwargs) -> Path:
+    """Write an image tensor (a batch becomes a grid) atomically; the format follows the suffix."""
+    p = Path(path)
+    if img.dim() == 4:
+        img = img[0] if img.shape[0] == 1 else make_grid(img)
+    if p.parent and not p.parent.exists():
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise FeaturevisError(f"{p}: cannot create folder ({e.strerror})") from None
+    fmt = Image.registered_extensions().get(p.suffix.lower())
+    if fmt is None:
+        raise FeaturevisError(f"{p}: unknown image format {p.suffix!r}; use .png or .jpg")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    except OSError as e:
+        raise FeaturevisError(f"{p}: cannot write here ({e.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            to_pil(img).save(f, format=fmt, **pil_kwargs)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p

