@@ -107,3 +107,19 @@ def save_image(img: torch.Tensor, path: str | os.PathLike, **pil_kwargs) -> Path
         Path(tmp).unlink(missing_ok=True)
         raise
     return p
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Fail early (before minutes of work) if ``path`` cannot be written as an image."""
+    p = Path(path)
+    if Image.registered_extensions().get(p.suffix.lower()) is None:
+        raise FeaturevisError(f"{p}: unknown image format {p.suffix!r}; use .png or .jpg")
+    if p.is_dir():
+        raise FeaturevisError(f"{p}: is a directory")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp"):
+            pass
+    except OSError as e:
+        raise FeaturevisError(f"{p}: cannot write there ({e.strerror or e})") from None
+    return p

@@ -52,14 +52,16 @@ class MBConvBlock(nn.Module):
         self._bn1 = _bn(mid)
         self._project_conv = SameConv2d(mid, cout, 1, bias=False)
         self._bn2 = _bn(cout)
-        self._act = nn.ReLU6()
+        # One activation module per use, so each one's output can be hooked by its own name.
+        self._expand_act = nn.ReLU6() if self.has_expand else None
+        self._depthwise_act = nn.ReLU6()
         self.skip = stride == 1 and cin == cout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x
         if self.has_expand:
-            h = self._act(self._bn0(self._expand_conv(h)))
-        h = self._act(self._bn1(self._depthwise_conv(h)))
+            h = self._expand_act(self._bn0(self._expand_conv(h)))
+        h = self._depthwise_act(self._bn1(self._depthwise_conv(h)))
         h = self._bn2(self._project_conv(h))
         return h + x if self.skip else h
 
@@ -72,19 +74,20 @@ class EfficientNetLite(nn.Module):
         stem = blocks[0][0]
         self._conv_stem = SameConv2d(3, stem, 3, stride=2, bias=False)
         self._bn0 = _bn(stem)
+        self._stem_act = nn.ReLU6()
         self._blocks = nn.ModuleList(MBConvBlock(*b) for b in blocks)
         last = blocks[-1][1]
         self._conv_head = SameConv2d(last, 1280, 1, bias=False)
         self._bn1 = _bn(1280)
-        self._act = nn.ReLU6()
+        self._head_act = nn.ReLU6()
         self._avg_pooling = nn.AdaptiveAvgPool2d(1)
         self._fc = nn.Linear(1280, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self._act(self._bn0(self._conv_stem(x)))
+        x = self._stem_act(self._bn0(self._conv_stem(x)))
         for block in self._blocks:
             x = block(x)
-        x = self._act(self._bn1(self._conv_head(x)))
+        x = self._head_act(self._bn1(self._conv_head(x)))
         return self._fc(self._avg_pooling(x).flatten(1))
 
     @classmethod

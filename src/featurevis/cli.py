@@ -1,0 +1,226 @@
+"""Command-line interface: ``featurevis COMMAND ...``.
+
+User mistakes (unknown model/layer/channel, bad files, unwritable paths) print one line and
+exit with code 2; Ctrl-C keeps what was done and exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .errors import FeaturevisError
+
+#: Subcommands register here: name -> (add_arguments, run). Recipe modules add their own.
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
+
+
+def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
+    """Decorator registering ``run(args) -> exit code`` as subcommand ``name``."""
+
+    def wrap(run: Callable[[argparse.Namespace], int]):
+        COMMANDS[name] = (help, add_arguments, run)
+        return run
+
+    return wrap
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, like every other user error
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
+    p.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return v
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+
+
+# -- models ------------------------------------------------------------------------------
+def _models_args(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+@command("models", "list the embedded models and whether their weights are present", _models_args)
+def run_models(args: argparse.Namespace) -> int:
+    from .zoo import ALIASES, ZOO
+
+    short = {v: k for k, v in ALIASES.items()}
+    print(f"{'model':<20} {'alias':<6} {'size':>4}  {'weights':<8} source / description")
+    for e in ZOO.values():
+        present = "present" if e.weights_present() else "missing"
+        print(f"{e.name:<20} {short.get(e.name, ''):<6} {e.input_size:>4}  {present:<8} {e.source}; {e.description}")
+    return 0
+
+
+# -- layers ------------------------------------------------------------------------------
+def _layers_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="zoo model name (see `featurevis models`)")
+    p.add_argument("--size", type=_positive, help="input size for the shapes (default: the model's)")
+    p.add_argument("--all", action="store_true", help="every module, not only the top two levels")
+
+
+@command("layers", "list a model's layers with their output shapes", _layers_args)
+def run_layers(args: argparse.Namespace) -> int:
+    from .zoo import load_model
+
+    model = load_model(args.model)
+    infos = model.layers(args.size)
+    print(f"{model.name} at {args.size or model.input_size} px; TARGET = LAYER, LAYER:CHANNEL or class:N")
+    print(f"{'layer':<32} {'type':<16} output (C, H, W)")
+    for info in infos:
+        if not args.all and info.name.count(".") > 1:
+            continue
+        reused = f"  (runs {info.calls}x; first call is captured)" if info.calls > 1 else ""
+        print(f"{info.name:<32} {info.kind:<16} {info.shape}{reused}")
+    n = len(model.labels) if model.labels else "?"
+    print(f"{'logits':<32} {'output':<16} ({n},)")
+    return 0
+
+
+# -- render ------------------------------------------------------------------------------
+def _render_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="zoo model name (see `featurevis models`)")
+    p.add_argument("target", help='e.g. _blocks.8:12, _blocks.8:12@3,4, _blocks.8, class:285, class:"Egyptian cat"')
+    p.add_argument("-o", "--output", default=None, help="output PNG/JPG (default: derived from the target)")
+    p.add_argument("--size", type=_positive, help="image side in px (default: the model's input size)")
+    p.add_argument("--steps", type=_positive, default=256, help="optimization steps (default 256)")
+    p.add_argument("--batch", type=_positive, default=1, help="images rendered together (a grid)")
+    p.add_argument("--lr", type=_positive_float, default=0.05, help="Adam learning rate (default 0.05)")
+    p.add_argument("--param", choices=["fourier", "pixel"], default="fourier", help="parameterization")
+    p.add_argument("--no-decorrelate", action="store_true", help="optimize RGB instead of decorrelated colour")
+    p.add_argument("--transforms", choices=["standard", "none"], default="standard")
+    p.add_argument("--diversity", type=float, default=0.0, help="weight of the batch diversity term")
+    p.add_argument("--negative", action="store_true", help="minimize the target instead")
+    p.add_argument("--snapshots", type=_int_list, default=[], help="also save images after these steps")
+    add_common(p)
+
+
+def _default_output(target: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in target).strip("_")
+    return f"featurevis-{safe or 'render'}.png"
+
+
+@command("render", "render a feature visualization of a channel, neuron, layer or class", _render_args)
+def run_render(args: argparse.Namespace) -> int:
+    from .images import check_writable
+    from .render import render, resolve_device
+    from .targets import parse_target
+    from .zoo import load_model
+
+    out = check_writable(args.output or _default_output(args.target))
+    model = load_model(args.model)
+    model.to(resolve_device(args.device))
+    obj = parse_target(model, args.target)
+    if args.negative:
+        obj = -obj
+    result = render(
+        model,
+        obj,
+        size=args.size,
+        batch=args.batch,
+        steps=args.steps,
+        lr=args.lr,
+        seed=args.seed,
+        param=args.param,
+        decorrelate=not args.no_decorrelate,
+        transforms=args.transforms,
+        diversity=args.diversity,
+        snapshots=args.snapshots,
+        progress=not args.quiet,
+    )
+    result.save(out)
+    for step, imgs in result.snapshots.items():
+        from .images import save_image
+
+        save_image(imgs, out.with_name(f"{out.stem}_step{step}{out.suffix}"))
+    vals = ", ".join(f"{v:.3g}" for v in result.values.tolist())
+    note = " (interrupted)" if result.interrupted else ""
+    print(f"wrote {out}{note}: {result.objective} = [{vals}] in {result.seconds:.1f} s")
+    if any(t[0] == "logits" for t in obj.checks) and model.labels:
+        probs = model.predict(result.images.to(model.device))
+        top = probs.argmax(1).tolist()
+        print("predicted: " + "; ".join(f"{model.labels[i]} ({probs[k, i]:.2f})" for k, i in enumerate(top)))
+    return 130 if result.interrupted else 0
+
+
+# -- demo --------------------------------------------------------------------------------
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="featurevis-demo", help="output folder (default ./featurevis-demo)")
+    p.add_argument("--steps", type=_positive, default=256, help="steps per render (default 256)")
+    p.add_argument("--size", type=_positive, default=224, help="image side in px (default 224)")
+    add_common(p)
+
+
+@command("demo", "render a gallery of lite0 channels and classes into ./featurevis-demo/", _demo_args)
+def run_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo as demo
+
+    index = demo(
+        Path(args.out), steps=args.steps, size=args.size, seed=args.seed, device=args.device, progress=not args.quiet
+    )
+    print(f"open {index}")
+    return 0
+
+
+# -- entry point -------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = _Parser(prog="featurevis", description="See what a trained image network has learned.")
+    parser.add_argument("--version", action="version", version=f"featurevis {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (help_text, add_arguments, run) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(p)
+        p.set_defaults(run=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args)
+    except FeaturevisError as e:
+        print(f"featurevis: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("featurevis: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Shared fixtures: a tiny random CNN for mechanics, the real lite0 where behaviour needs training."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import featurevis as fv
+
+torch.set_num_threads(2)
+
+
+class Tiny(nn.Module):
+    """Three conv stages and a linear head: enough structure for hooks and early stopping."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(8, 16, 3, stride=2, padding=1)
+        self.relu2 = nn.ReLU()
+        self.conv3 = nn.Conv2d(16, 16, 3, stride=2, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu1(self.conv1(x))
+        x = self.relu2(self.conv2(x))
+        return self.fc(self.pool(self.conv3(x)).flatten(1))
+
+
+@pytest.fixture
+def tiny() -> fv.FeatureModel:
+    torch.manual_seed(0)
+    return fv.FeatureModel(Tiny(), input_size=32, labels=[f"class{i}" for i in range(10)], name="tiny")
+
+
+@pytest.fixture(scope="session")
+def lite0() -> fv.FeatureModel:
+    return fv.load_model("efficientnet_lite0")
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict[str, torch.Tensor]:
+    """scikit-image's sample photos as 1×3×H×W tensors in [0, 1]."""
+    data = pytest.importorskip("skimage.data")
+    out = {}
+    for name in ("chelsea", "coffee", "astronaut", "rocket"):
+        arr = getattr(data, name)()
+        out[name] = torch.from_numpy(arr).permute(2, 0, 1)[None].float() / 255
+    return out

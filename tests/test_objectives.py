@@ -1,0 +1,70 @@
+"""Objectives compute what they claim, per image, and compose with algebra."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from featurevis import objectives as O
+from featurevis.model import INPUT, LOGITS
+
+
+@pytest.fixture
+def acts():
+    g = torch.Generator().manual_seed(0)
+    return {
+        "l": torch.randn(3, 4, 5, 6, generator=g),
+        LOGITS: torch.randn(3, 10, generator=g),
+        INPUT: torch.rand(3, 3, 8, 8, generator=g),
+    }
+
+
+def test_channel_neuron_layer(acts):
+    t = acts["l"]
+    torch.testing.assert_close(O.channel("l", 2)(acts), t[:, 2].mean((1, 2)))
+    torch.testing.assert_close(O.neuron("l", 1, x=3, y=4)(acts), t[:, 1, 4, 3])
+    torch.testing.assert_close(O.neuron("l", 1)(acts), t[:, 1, 2, 3])  # centre
+    torch.testing.assert_close(O.layer("l")(acts), t.pow(2).mean((1, 2, 3)))
+    torch.testing.assert_close(O.class_logit(7)(acts), acts[LOGITS][:, 7])
+
+
+def test_batch_index_and_channels(acts):
+    t = acts["l"]
+    v = O.channel("l", 2, batch=1)(acts)
+    assert v[0] == 0 and v[2] == 0 and v[1] == t[1, 2].mean()
+    per_image = O.channels("l", [3, 0, 1])(acts)
+    torch.testing.assert_close(per_image, torch.stack([t[0, 3].mean(), t[1, 0].mean(), t[2, 1].mean()]))
+
+
+def test_direction_matches_channel_for_a_unit_vector(acts):
+    torch.testing.assert_close(O.direction("l", [0, 0, 5.0, 0])(acts), O.channel("l", 2)(acts))
+    a, b = O.random_direction("l", 4, seed=1), O.random_direction("l", 4, seed=1)
+    torch.testing.assert_close(a(acts), b(acts))
+    assert not torch.allclose(a(acts), O.random_direction("l", 4, seed=2)(acts))
+
+
+def test_algebra(acts):
+    c, n = O.channel("l", 0), O.neuron("l", 1)
+    torch.testing.assert_close((2 * c - n / 2 + 1)(acts), 2 * c(acts) - n(acts) / 2 + 1)
+    torch.testing.assert_close((-c)(acts), -c(acts))
+    torch.testing.assert_close((1 - c)(acts), 1 - c(acts))
+    total = sum([c, n])
+    assert total.layers == {"l"} and len(total.checks) == 2
+    torch.testing.assert_close(total(acts), c(acts) + n(acts))
+
+
+def test_diversity_prefers_different_images():
+    same = {"l": torch.ones(2, 3, 4, 4)}
+    g = torch.Generator().manual_seed(0)
+    diff = {"l": torch.stack([torch.rand(3, 4, 4, generator=g), torch.rand(3, 4, 4, generator=g) ** 4])}
+    diff["l"][1, 0] = 0
+    assert O.diversity("l")(same).sum() < O.diversity("l")(diff).sum()
+    assert O.diversity("l")({"l": torch.ones(1, 3, 4, 4)}).item() == 0
+
+
+def test_penalties(acts):
+    flat = {INPUT: torch.full((1, 3, 8, 8), 0.5)}
+    noisy = {INPUT: torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))}
+    for pen in (O.l1(), O.total_variation(), O.blur()):
+        assert pen(flat).item() == pytest.approx(0.0, abs=1e-7)
+        assert pen(noisy).item() > 0.01

@@ -1,0 +1,116 @@
+"""The loop: the objective rises, runs are reproducible, interruptions and NaNs keep the images."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import featurevis as fv
+from featurevis import objectives as O
+
+
+def test_objective_rises(tiny):
+    r = fv.render(tiny, O.channel("conv2", 3), size=32, steps=40, progress=False)
+    assert r.history.shape == (40, 1)
+    assert r.history[-5:].mean() > r.history[:5].mean() + 0.1
+    assert r.images.shape == (1, 3, 32, 32) and r.images.min() >= 0 and r.images.max() <= 1
+
+
+def test_negative_objective_lowers(tiny):
+    r = fv.render(tiny, -O.channel("conv2", 3), size=32, steps=40, progress=False)
+    assert r.history[-5:].mean() > r.history[:5].mean()  # -activation rises = activation falls
+
+
+def test_same_seed_same_image(tiny):
+    a = fv.render(tiny, "conv3:1", size=32, steps=10, seed=5, progress=False)
+    b = fv.render(tiny, "conv3:1", size=32, steps=10, seed=5, progress=False)
+    c = fv.render(tiny, "conv3:1", size=32, steps=10, seed=6, progress=False)
+    torch.testing.assert_close(a.images, b.images)
+    assert not torch.allclose(a.images, c.images)
+
+
+@pytest.mark.parametrize("param", ["pixel", "fourier"])
+def test_batch_of_targets_and_snapshots(tiny, param):
+    obj = O.channels("conv3", [0, 1, 2])
+    r = fv.render(tiny, obj, size=32, batch=3, steps=12, snapshots=[4, 12], param=param, progress=False)
+    assert r.images.shape == (3, 3, 32, 32)
+    assert sorted(r.snapshots) == [4, 12] and r.snapshots[4].shape == (3, 3, 32, 32)
+    assert r.values.shape == (3,)
+
+
+def test_ctrl_c_returns_images_so_far(tiny):
+    calls = {"n": 0}
+
+    def interrupting(acts):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt
+        return acts["conv2"][:, 0].mean((1, 2))
+
+    obj = fv.Objective(interrupting, frozenset({"conv2"}), "interrupting", (("conv2", 0),))
+    r = fv.render(tiny, obj, size=32, steps=100, progress=False)
+    assert r.interrupted and len(r.history) == 5 and r.images.shape == (1, 3, 32, 32)
+
+
+def test_nan_stops_and_keeps_last_good_image(tiny):
+    calls = {"n": 0}
+
+    def exploding(acts):
+        calls["n"] += 1
+        v = acts["conv2"][:, 0].mean((1, 2))
+        return v * float("nan") if calls["n"] > 20 else v
+
+    obj = fv.Objective(exploding, frozenset({"conv2"}), "exploding", (("conv2", 0),))
+    r = fv.render(tiny, obj, size=32, steps=100, progress=False)
+    assert torch.isfinite(r.images).all() and len(r.history) == 20
+
+
+def test_diversity_makes_batch_images_differ(tiny):
+    plain = fv.render(tiny, "conv3:2", size=32, batch=2, steps=30, progress=False)
+    diverse = fv.render(tiny, "conv3:2", size=32, batch=2, steps=30, diversity=50.0, progress=False)
+
+    def gap(r):
+        return (r.images[0] - r.images[1]).abs().mean()
+
+    assert gap(diverse) > gap(plain)
+
+
+def test_bad_channel_and_layer_fail_before_work(tiny):
+    with pytest.raises(fv.FeaturevisError, match=r"channel 99 out of range: conv2 has channels 0\.\.15"):
+        fv.render(tiny, "conv2:99", steps=1, progress=False)
+    with pytest.raises(fv.FeaturevisError, match="unknown layer"):
+        fv.render(tiny, O.channel("nope", 0), steps=1, progress=False)
+
+
+def test_save_and_notebook_display(tiny, tmp_path):
+    r = fv.render(tiny, "conv3:1", size=32, batch=4, steps=2, progress=False)
+    p = r.save(tmp_path / "grid.png")
+    from PIL import Image
+
+    assert Image.open(p).size == (32 * 2 + 2, 32 * 2 + 2)
+    assert r._repr_png_().startswith(b"\x89PNG")
+    assert "conv3:1" in repr(r)
+
+
+# -- on the real network ------------------------------------------------------------------
+def test_lite0_channel_render_beats_every_sample_photo(lite0, photos):
+    import torch.nn.functional as F
+
+    targets = [("_blocks.4", 7), ("_blocks.8", 12), ("_blocks.12", 40)]
+    for layer, ch in targets:
+        r = fv.render(lite0, O.channel(layer, ch), size=128, steps=96, progress=False)
+        best_photo = max(
+            O.channel(layer, ch)(
+                lite0(F.interpolate(p, size=(224, 224), mode="bilinear", antialias=True), [layer])
+            ).item()
+            for p in photos.values()
+        )
+        assert r.values.item() > 2 * max(best_photo, 0.5), (layer, ch, r.values.item(), best_photo)
+
+
+def test_lite0_class_renders_are_classified_as_their_class(lite0):
+    classes = [285, 967, 130]  # Egyptian cat, espresso, flamingo
+    obj = sum(O.class_logit(c, batch=i) for i, c in enumerate(classes))
+    r = fv.render(lite0, obj, size=160, batch=3, steps=128, progress=False)
+    probs = lite0.predict(torch.nn.functional.interpolate(r.images, size=(224, 224), mode="bilinear"))
+    assert probs.argmax(1).tolist() == classes
