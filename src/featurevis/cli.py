@@ -193,8 +193,17 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 # -- entry point -------------------------------------------------------------------------
+#: Recipe modules whose import registers their subcommands with :func:`command`.
+RECIPE_COMMAND_MODULES: tuple[str, ...] = ()
+
+
 def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
     from . import __version__
+
+    for module in RECIPE_COMMAND_MODULES:
+        importlib.import_module(module)
 
     parser = _Parser(prog="featurevis", description="See what a trained image network has learned.")
     parser.add_argument("--version", action="version", version=f"featurevis {__version__}")
