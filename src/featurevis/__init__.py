@@ -6,6 +6,7 @@ result.save("channel.png")
 """
 
 from . import objectives, transforms
+from .dream import DreamResult, dream, dream_zoom
 from .errors import FeaturevisError
 from .images import load_image, save_image
 from .model import FeatureModel
@@ -19,6 +20,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ZOO",
+    "DreamResult",
     "FeatureModel",
     "FeaturevisError",
     "FourierImage",
@@ -26,6 +28,8 @@ __all__ = [
     "PixelImage",
     "RenderResult",
     "as_model",
+    "dream",
+    "dream_zoom",
     "imagenet_labels",
     "load_image",
     "load_model",

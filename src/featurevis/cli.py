@@ -194,7 +194,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 # -- entry point -------------------------------------------------------------------------
 #: Recipe modules whose import registers their subcommands with :func:`command`.
-RECIPE_COMMAND_MODULES: tuple[str, ...] = ()
+RECIPE_COMMAND_MODULES: tuple[str, ...] = ("featurevis.dream",)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,564 @@
+"""DeepDream: amplify what a layer already detects in a photo, so faint patterns become visible.
+
+Gradient ascent on the user's own photo (Mordvintsev et al. 2015), the classic recipe:
+
+- **octaves**: dream at a few scales from small to full size; the *detail* added at one scale is
+  carried up to the next, so patterns grow at every size, not only the network's favourite one;
+- **jitter**: the image is rolled by a random offset each step (wrapping around), so no pattern
+  locks onto the network's stride grid and tile seams never sit in one place;
+- **normalized steps**: the gradient is divided by its mean absolute value, so ``step_size`` is
+  how far the image moves per step in [0, 1] units whatever the layer's scale;
+- **tiles**: each step's gradient is computed tile by tile (:mod:`featurevis.tiling`), so a
+  4000x3000 photo needs no more activation memory than a 512x512 one;
+- **any objective**: the default is the mean square of one layer; several layers mix with
+  weights; a channel or a class makes a *controlled* dream; a **guide** image replaces the norm
+  by each position's best dot product with the guide's features; a **mask** confines the dream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm.auto import tqdm
+
+from . import objectives as O
+from .cli import _positive, _positive_float, add_common, command
+from .errors import FeaturevisError
+from .images import check_writable, load_image, save_image, to_pil
+from .model import INPUT, LOGITS, FeatureModel
+from .objectives import Objective
+from .render import resolve_device, validate
+from .targets import parse_target
+from .tiling import tiled_gradient, tiled_value
+from .zoo import DEFAULT_MODEL, as_model
+
+#: The layer of the default model that gives the classic look (chosen by eye on sample photos).
+DEFAULT_LAYER = "_blocks.10"
+#: Octaves whose shorter side would fall below this many pixels are skipped.
+MIN_OCTAVE_SIDE = 32
+#: Guide features are pooled to at most this many positions per side (bounds the match matrix).
+GUIDE_POSITIONS = 32
+
+LayerSpec = str | Sequence[str] | Mapping[str, float] | Objective | None
+
+
+@dataclass
+class DreamResult:
+    """A dreamed photo and how it was made. Displays itself in notebooks; ``save()`` writes it."""
+
+    image: torch.Tensor  # 1×3×H×W in [0, 1], on the CPU, the photo's own size
+    objective: str
+    before: float  # the objective on the original photo (full size, tiled)
+    after: float  # ... and on the dream
+    settings: dict = field(default_factory=dict)
+    interrupted: bool = False
+    seconds: float = 0.0
+
+    @property
+    def gain(self) -> float:
+        """How many times the objective grew (after / before)."""
+        return self.after / self.before if self.before > 0 else math.inf
+
+    def save(self, path: str | os.PathLike, **pil_kwargs) -> Path:
+        """Write the image atomically; the format follows the suffix."""
+        return save_image(self.image, path, **pil_kwargs)
+
+    def to_pil(self) -> Image.Image:
+        return to_pil(self.image)
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.to_pil().save(buf, format="PNG")
+        return buf.getvalue()
+
+    def __repr__(self) -> str:
+        h, w = self.image.shape[-2:]
+        note = ", interrupted" if self.interrupted else ""
+        return f"DreamResult({self.objective}, {w}x{h}, {self.before:.3g} -> {self.after:.3g}{note})"
+
+
+# -- what to amplify ------------------------------------------------------------------------
+def _split_spec(text: str) -> list[str]:
+    """Split ``a,b=0.5,c:1@3,4`` on commas outside quotes, keeping a neuron's ``@x,y`` whole."""
+    parts, cur, quote = [], "", None
+    for ch in text:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch == ",":
+            parts.append(cur)
+            cur = ""
+            continue
+        cur += ch
+    parts.append(cur)
+    merged: list[str] = []
+    for p in parts:
+        if merged and "@" in merged[-1] and "," not in merged[-1].partition("@")[2] and p.strip().isdigit():
+            merged[-1] += "," + p
+        else:
+            merged.append(p)
+    return [p.strip() for p in merged if p.strip()]
+
+
+def _weighted_terms(text: str) -> list[tuple[float, str]]:
+    """``TARGET[=WEIGHT]`` items; ``LAYER:random=SEED`` keeps its own ``=``."""
+    terms = []
+    for item in _split_spec(text):
+        target, eq, weight = item.rpartition("=")
+        if not eq or target.rstrip().endswith(":random") or not target:
+            terms.append((1.0, item))
+            continue
+        try:
+            terms.append((float(weight), target.strip()))
+        except ValueError:
+            raise FeaturevisError(f"malformed layer weight {item!r}: use LAYER=WEIGHT, e.g. _blocks.6=0.5") from None
+    return terms
+
+
+def dream_terms(model: FeatureModel, layers: LayerSpec) -> list[tuple[float, Objective]]:
+    """``layers`` as weighted objectives: a layer name, ``"a=1,b=0.5"``, a TARGET such as
+    ``"_blocks.8:12"`` or ``"class:285"``, a list of names, a ``{name: weight}`` mapping or an
+    :class:`Objective`."""
+    if layers is None:
+        layers = DEFAULT_LAYER if DEFAULT_LAYER in model.layer_names else _middle_layer(model)
+    if isinstance(layers, Objective):
+        return [(1.0, layers)]
+    if isinstance(layers, str):
+        if not layers.strip():
+            raise FeaturevisError("no layer given: use e.g. -l _blocks.6 or -l _blocks.6=1,_blocks.9=0.5")
+        return [(w, parse_target(model, t)) for w, t in _weighted_terms(layers)]
+    if isinstance(layers, Mapping):
+        return [(float(w), O.layer(model.check_layer(name))) for name, w in layers.items()]
+    return [(1.0, O.layer(model.check_layer(name))) for name in layers]
+
+
+def _middle_layer(model: FeatureModel) -> str:
+    """A default for models outside the zoo: the middle one of the top-level layers."""
+    top = [n for n in model.layer_names if n.count(".") <= 1 and n.split(".")[-1].isdigit()]
+    names = top or model.layer_names
+    if not names:
+        raise FeaturevisError(f"model {model.name} has no named layers to dream with")
+    return names[len(names) // 2]
+
+
+def guided(name: str, guide_features: torch.Tensor, batch: int | None = None) -> Objective:
+    """Each position's best dot product with a guide's feature vectors, averaged.
+
+    Instead of making every activation bigger, this pulls each position's features toward the
+    guide feature they already resemble most, so the photo takes on what the guide shows.
+    ``guide_features`` is ``C×N`` (N guide positions).
+    """
+    g = guide_features.detach()
+
+    def fn(a: O.Acts) -> torch.Tensor:
+        t = a[name]
+        x = t.flatten(2)  # B×C×P
+        if x.shape[1] != g.shape[0]:
+            raise ValueError(f"guide has {g.shape[0]} channels but {name} has {x.shape[1]}")
+        sim = torch.einsum("bcp,cn->bpn", x, g.to(x))
+        return O._at(sim.max(-1).values.mean(1), batch)
+
+    return Objective(fn, frozenset({name}), f"guided({name})", ((name, None),))
+
+
+@torch.no_grad()
+def guide_features(model: FeatureModel, guide: torch.Tensor, layer: str, max_side: int | None = None) -> torch.Tensor:
+    """The guide image's ``C×N`` features at ``layer``, pooled to at most 32x32 positions."""
+    max_side = max_side or 2 * model.input_size
+    h, w = guide.shape[-2:]
+    if max(h, w) > max_side:
+        f = max_side / max(h, w)
+        guide = F.interpolate(guide, size=(max(2, round(h * f)), max(2, round(w * f))), mode="bilinear", antialias=True)
+    act = model(guide.to(model.device), [layer])[layer].float()
+    if act.dim() != 4:
+        raise FeaturevisError(f"a guided dream needs a convolutional layer; {layer} gives shape {tuple(act.shape)}")
+    ph, pw = (min(GUIDE_POSITIONS, s) for s in act.shape[-2:])
+    return F.adaptive_avg_pool2d(act, (ph, pw))[0].flatten(1)
+
+
+def _objective(
+    model: FeatureModel, layers: LayerSpec, guide: torch.Tensor | None
+) -> tuple[Objective, list[tuple[float, Objective]]]:
+    terms = dream_terms(model, layers)
+    if guide is not None:
+        guided_terms = []
+        for w, obj in terms:
+            names = {layer for layer, ch in obj.checks if ch is None} - {INPUT, LOGITS}
+            if len(names) != 1 or obj.layers != frozenset(names):
+                raise FeaturevisError(f"a guide works with whole layers (e.g. _blocks.6), not {obj.name!r}")
+            (name,) = names
+            guided_terms.append((w, guided(name, guide_features(model, guide, name))))
+        terms = guided_terms
+    total = sum(w * obj if w != 1.0 else obj for w, obj in terms)
+    return total, terms  # type: ignore[return-value]
+
+
+# -- inputs -------------------------------------------------------------------------------
+def _as_image(x: torch.Tensor | str | os.PathLike, what: str) -> torch.Tensor:
+    if isinstance(x, (str, os.PathLike)):
+        return load_image(x)
+    if not isinstance(x, torch.Tensor):
+        raise FeaturevisError(f"{what} must be an image tensor or a file path, not {type(x).__name__}")
+    t = x.detach().float()
+    if t.dim() == 3:
+        t = t[None]
+    if t.dim() != 4 or t.shape[0] != 1 or t.shape[1] != 3:
+        raise FeaturevisError(f"{what} must be 3×H×W or 1×3×H×W, got {tuple(x.shape)}")
+    if min(t.shape[-2:]) < 2:
+        raise FeaturevisError(f"{what} is {t.shape[-1]}x{t.shape[-2]}; need at least 2x2 pixels")
+    if t.min() < 0 or t.max() > 1:
+        raise FeaturevisError(f"{what} values must lie in [0, 1] (got {t.min():.3g}..{t.max():.3g})")
+    return t
+
+
+def load_mask(x: torch.Tensor | str | os.PathLike, size: tuple[int, int]) -> torch.Tensor:
+    """A ``1×1×H×W`` mask in [0, 1] at ``size``: white (1) dreams, black (0) keeps the photo."""
+    if isinstance(x, (str, os.PathLike)):
+        m = load_image(x).mean(1, keepdim=True)
+    else:
+        m = torch.as_tensor(x).detach().float()
+        m = m[(None,) * (4 - m.dim())] if 2 <= m.dim() <= 4 else m
+        if m.dim() != 4 or m.shape[0] != 1 or min(m.shape[-2:]) < 1:
+            raise FeaturevisError(f"mask must be H×W, 1×H×W or 1×C×H×W, got {tuple(torch.as_tensor(x).shape)}")
+        m = m.mean(1, keepdim=True)
+    if m.min() < 0 or m.max() > 1:
+        raise FeaturevisError("mask values must lie in [0, 1]")
+    if tuple(m.shape[-2:]) != size:
+        m = F.interpolate(m, size=size, mode="bilinear", antialias=True).clamp(0, 1)
+    return m
+
+
+def octave_shapes(height: int, width: int, octaves: int, scale: float) -> list[tuple[int, int]]:
+    """Image sizes from the smallest octave to the photo's own, skipping ones too small to see."""
+    shapes = []
+    for i in reversed(range(octaves)):
+        h, w = round(height / scale**i), round(width / scale**i)
+        if i == 0 or min(h, w) >= MIN_OCTAVE_SIDE:
+            shapes.append((h, w))
+    return shapes
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == size:
+        return x
+    shrink = size[0] < x.shape[-2]
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
+
+
+# -- the recipe -----------------------------------------------------------------------------
+def dream(
+    model: str | torch.nn.Module | FeatureModel = DEFAULT_MODEL,
+    image: torch.Tensor | str | os.PathLike | None = None,
+    layers: LayerSpec = None,
+    *,
+    octaves: int = 4,
+    octave_scale: float = 1.4,
+    steps: int = 10,
+    step_size: float = 0.01,
+    tile: int = 512,
+    guide: torch.Tensor | str | os.PathLike | None = None,
+    mask: torch.Tensor | str | os.PathLike | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> DreamResult:
+    """Dream on ``image``: make ``layers``' objective grow by normalized gradient ascent.
+
+    Args:
+        model: a zoo name, a :class:`FeatureModel` or any module (default ``efficientnet_lite0``).
+        image: the photo, ``1×3×H×W`` (or ``3×H×W``) in [0, 1], or a file path.
+        layers: a layer name (default: the model's classic-look layer), ``"a=1,b=0.5"``, a list,
+            a ``{layer: weight}`` mapping, a TARGET (``"_blocks.8:12"``, ``"class:285"``) or any
+            :class:`Objective` (a channel or class gives a *controlled* dream).
+        octaves, octave_scale: how many scales, and the ratio between neighbouring ones.
+        steps: gradient steps per octave; ``step_size``: mean pixel change per step in [0, 1].
+        tile: largest side the network sees at once; bounds memory for any photo size.
+        guide: an image whose features the dream pulls toward, instead of amplifying the layer.
+        mask: ``H×W`` in [0, 1] (or an image file); 0 keeps the photo there exactly.
+    Returns:
+        A :class:`DreamResult` at the photo's own size; Ctrl-C stops early and keeps what is done.
+    """
+    if image is None:
+        raise FeaturevisError("dream needs an image: a 1×3×H×W tensor in [0, 1] or a file path")
+    if octaves < 1 or steps < 0 or tile < 16 or not octave_scale >= 1 or not step_size > 0:
+        raise FeaturevisError("need octaves >= 1, steps >= 0, tile >= 16, octave_scale >= 1 and step_size > 0")
+    fm = as_model(model)
+    if device is not None or isinstance(model, str):
+        fm.to(resolve_device(device))
+    dev = fm.device
+    photo = _as_image(image, "image").to(dev)
+    guide_t = _as_image(guide, "guide").to(dev) if guide is not None else None
+    obj, _ = _objective(fm, layers, guide_t)
+    validate(fm, obj, fm.input_size)
+    height, width = photo.shape[-2:]
+    full_mask = load_mask(mask, (height, width)).to(dev) if mask is not None else None
+    g = torch.Generator().manual_seed(seed)
+    start = time.perf_counter()
+    before = float(tiled_value(fm, obj, photo, tile)[0])
+
+    shapes = octave_shapes(height, width, octaves, octave_scale)
+    detail = torch.zeros(1, 3, *shapes[0], device=dev)
+    img = base = None
+    interrupted = False
+    try:
+        for k, (h, w) in enumerate(shapes):
+            base = _resize(photo, (h, w))
+            img = (base + _resize(detail, (h, w))).clamp_(0, 1)
+            m = _resize(full_mask, (h, w)) if full_mask is not None else None
+            coverage = float(m.mean()) if m is not None else 1.0
+            desc = f"octave {k + 1}/{len(shapes)} {w}x{h}"
+            for _ in tqdm(range(steps), desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
+                shift = (int(torch.randint(0, h, (1,), generator=g)), int(torch.randint(0, w, (1,), generator=g)))
+                grad, _ = tiled_gradient(fm, obj, img, tile=tile, shift=shift)
+                if m is not None:
+                    grad.mul_(m)
+                scale = grad.abs().mean() / max(coverage, 1e-6)  # mean |gradient| where it may dream
+                if not torch.isfinite(scale):
+                    tqdm.write("featurevis: gradient is not finite; keeping the image so far")
+                    break
+                img.add_(grad, alpha=step_size / (float(scale) + 1e-8)).clamp_(0, 1)
+            detail = img - base
+    except KeyboardInterrupt:
+        interrupted = True
+        tqdm.write("featurevis: interrupted; keeping the dream so far")
+        if img is not None:
+            detail = img - base
+    del img, base
+    out = (photo + _resize(detail, (height, width))).clamp_(0, 1)
+    if full_mask is not None:
+        out = photo + full_mask * (out - photo)  # exactly the photo where the mask is 0
+    after = float(tiled_value(fm, obj, out, tile)[0])
+    settings = dict(
+        model=fm.name,
+        objective=obj.name,
+        octaves=len(shapes),
+        octave_scale=octave_scale,
+        steps=steps,
+        step_size=step_size,
+        tile=tile,
+        guided=guide is not None,
+        masked=mask is not None,
+        seed=seed,
+    )
+    return DreamResult(
+        image=out.float().cpu(),
+        objective=obj.name,
+        before=before,
+        after=after,
+        settings=settings,
+        interrupted=interrupted,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def zoom_in(image: torch.Tensor, factor: float) -> torch.Tensor:
+    """Crop the centre ``1/factor`` of the image and scale it back to the same size."""
+    h, w = image.shape[-2:]
+    ch, cw = max(2, round(h / factor)), max(2, round(w / factor))
+    y0, x0 = (h - ch) // 2, (w - cw) // 2
+    crop = image[..., y0 : y0 + ch, x0 : x0 + cw]
+    return F.interpolate(crop, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def dream_zoom(
+    model: str | torch.nn.Module | FeatureModel,
+    image: torch.Tensor | str | os.PathLike,
+    frames: int = 30,
+    *,
+    zoom: float = 1.05,
+    layers: LayerSpec = None,
+    seed: int = 0,
+    on_frame: Callable[[int, torch.Tensor], None] | None = None,
+    progress: bool = True,
+    **dream_kwargs,
+) -> list[torch.Tensor]:
+    """The endless-zoom sequence: dream, zoom in by ``zoom``, dream again, ``frames`` times.
+
+    Each frame is dreamed from the zoomed previous one, so patterns grow out of patterns.
+    ``on_frame(i, frame)`` sees each frame as soon as it is done (to write it); Ctrl-C stops
+    after keeping the frames so far. ``dream_kwargs`` go to :func:`dream` for every frame.
+    """
+    fm = as_model(model)
+    current = _as_image(image, "image")
+    out: list[torch.Tensor] = []
+    bar = tqdm(range(frames), desc="zoom", disable=not progress, dynamic_ncols=True)
+    try:
+        for i in bar:
+            r = dream(fm, current, layers, seed=seed + i, progress=False, **dream_kwargs)
+            out.append(r.image)
+            if on_frame is not None:
+                on_frame(i, r.image)
+            if r.interrupted:
+                break
+            current = zoom_in(r.image, zoom)
+    except KeyboardInterrupt:
+        tqdm.write("featurevis: interrupted; keeping the frames so far")
+    finally:
+        bar.close()
+    return out
+
+
+# -- video ----------------------------------------------------------------------------------
+VIDEO_SUFFIXES = (".gif", ".mp4")
+
+
+def _check_video_writable(path: Path) -> Path:
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise FeaturevisError(f"{path}: a zoom sequence is written as .gif or .mp4, not {path.suffix!r}")
+    if path.suffix.lower() == ".mp4":
+        try:
+            import imageio_ffmpeg  # noqa: F401
+        except ImportError:
+            raise FeaturevisError(
+                f"{path}: writing MP4 needs imageio-ffmpeg (pip install 'featurevis[video]'); or use .gif"
+            ) from None
+    check_writable(path.with_suffix(".png"))  # the folder is writable
+    return path
+
+
+def save_video(frames: Sequence[torch.Tensor], path: str | os.PathLike, fps: float = 12.0) -> Path:
+    """Write frames as an animated GIF (Pillow) or MP4 (optional imageio-ffmpeg), atomically."""
+    p = _check_video_writable(Path(path))
+    if not frames:
+        raise FeaturevisError(f"{p}: no frames to write")
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=p.suffix, dir=p.parent)
+    os.close(fd)
+    try:
+        pil = [to_pil(f) for f in frames]
+        if p.suffix.lower() == ".gif":
+            pil[0].save(tmp, format="GIF", save_all=True, append_images=pil[1:], duration=round(1000 / fps), loop=0)
+        else:
+            import numpy as np
+            from imageio_ffmpeg import write_frames
+
+            w, h = pil[0].size
+            writer = write_frames(tmp, (w, h), fps=fps, macro_block_size=1, quality=8)
+            writer.send(None)
+            for im in pil:
+                writer.send(np.ascontiguousarray(np.asarray(im)))
+            writer.close()
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
+
+
+# -- CLI ------------------------------------------------------------------------------------
+def _save_kwargs(photo: Path, out: Path) -> dict:
+    """Keep the photo's EXIF (camera, date...) with orientation reset: the pixels are upright."""
+    kwargs: dict = {"quality": 95} if out.suffix.lower() in (".jpg", ".jpeg", ".webp") else {}
+    if out.suffix.lower() not in (".jpg", ".jpeg", ".png", ".webp"):
+        return kwargs
+    try:
+        with Image.open(photo) as im:
+            exif = im.getexif()
+    except OSError:
+        return kwargs
+    if len(exif):
+        exif[0x0112] = 1  # Orientation: the pixels were already turned upright
+        kwargs["exif"] = exif.tobytes()
+    return kwargs
+
+
+def _default_output(photo: Path, video: bool) -> Path:
+    suffix = photo.suffix.lower()
+    if video:
+        suffix = ".gif"
+    elif Image.registered_extensions().get(suffix) not in Image.SAVE:
+        suffix = ".png"
+    return Path(f"{photo.stem}-dream{suffix}")
+
+
+def _dream_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("photo", help="the photo to dream on (any size; JPEG, PNG, ...)")
+    p.add_argument("-m", "--model", default=DEFAULT_MODEL, help=f"zoo model (default {DEFAULT_MODEL})")
+    p.add_argument(
+        "-l",
+        "--layers",
+        default=None,
+        help=f"LAYER[=W][,LAYER[=W]...] or a TARGET like _blocks.8:12 or class:285 (default {DEFAULT_LAYER})",
+    )
+    p.add_argument("-o", "--output", default=None, help="output image (default PHOTO-dream.<same format>)")
+    p.add_argument("--octaves", type=_positive, default=4, help="number of scales (default 4)")
+    p.add_argument("--octave-scale", type=_positive_float, default=1.4, help="ratio between scales (default 1.4)")
+    p.add_argument("--steps", type=_positive, default=10, help="steps per octave (default 10)")
+    p.add_argument("--step-size", type=_positive_float, default=0.01, help="pixel change per step (default 0.01)")
+    p.add_argument("--tile", type=_positive, default=512, help="tile side in px; bounds memory (default 512)")
+    p.add_argument("--guide", default=None, help="guide image: pull the photo toward its features")
+    p.add_argument("--mask", default=None, help="mask image: white dreams, black keeps the photo")
+    p.add_argument("--frames", type=_positive, default=None, help="zoom sequence of N frames (-o .gif or .mp4)")
+    p.add_argument("--zoom", type=_positive_float, default=1.05, help="zoom per frame (default 1.05)")
+    p.add_argument("--fps", type=_positive_float, default=12.0, help="frames per second of the video (default 12)")
+    add_common(p)
+
+
+@command("dream", "DeepDream: amplify what a layer detects in your photo", _dream_args)
+def run_dream(args: argparse.Namespace) -> int:
+    from .zoo import load_model
+
+    photo_path = Path(args.photo)
+    video = args.frames is not None
+    out = Path(args.output) if args.output else _default_output(photo_path, video)
+    if video:
+        _check_video_writable(out)
+    else:
+        check_writable(out)
+    photo = load_image(photo_path)
+    guide = load_image(args.guide) if args.guide else None
+    mask = load_mask(args.mask, tuple(photo.shape[-2:])) if args.mask else None
+    model = load_model(args.model)
+    model.to(resolve_device(args.device))
+    _objective(model, args.layers, None)  # unknown layers fail here, before the guide's features
+    kwargs = dict(
+        octaves=args.octaves,
+        octave_scale=args.octave_scale,
+        steps=args.steps,
+        step_size=args.step_size,
+        tile=args.tile,
+        guide=guide,
+        mask=mask,
+    )
+    if video:
+        frames_dir = out.with_name(f"{out.stem}_frames")
+        check_writable(frames_dir / "frame_0000.png")
+
+        def write_frame(i: int, frame: torch.Tensor) -> None:
+            save_image(frame, frames_dir / f"frame_{i:04d}.png")
+
+        frames = dream_zoom(
+            model,
+            photo,
+            args.frames,
+            zoom=args.zoom,
+            layers=args.layers,
+            seed=args.seed,
+            on_frame=write_frame,
+            progress=not args.quiet,
+            **kwargs,
+        )
+        if frames:
+            save_video(frames, out, fps=args.fps)
+        done = len(frames) < args.frames
+        print(f"wrote {out} and {len(frames)} frames in {frames_dir}{' (interrupted)' if done else ''}")
+        return 130 if done else 0
+    result = dream(model, photo, args.layers, seed=args.seed, progress=not args.quiet, **kwargs)
+    result.save(out, **_save_kwargs(photo_path, out))
+    note = " (interrupted)" if result.interrupted else ""
+    print(
+        f"wrote {out}{note}: {result.objective} {result.before:.3g} -> {result.after:.3g} "
+        f"({result.gain:.1f}x) in {result.seconds:.1f} s"
+    )
+    return 130 if result.interrupted else 0
