@@ -33,7 +33,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from . import objectives as O
-from .cli import _positive, _positive_float, add_common, command
+from .commands import _positive, _positive_float, add_common, command
 from .errors import FeaturevisError
 from .images import check_writable, load_image, save_image, to_pil
 from .model import INPUT, LOGITS, FeatureModel
