@@ -259,8 +259,8 @@ def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 # -- the recipe -----------------------------------------------------------------------------
 def dream(
-    model: str | torch.nn.Module | FeatureModel = DEFAULT_MODEL,
-    image: torch.Tensor | str | os.PathLike | None = None,
+    model: str | torch.nn.Module | FeatureModel,
+    image: torch.Tensor | str | os.PathLike,
     layers: LayerSpec = None,
     *,
     octaves: int = 4,
@@ -290,8 +290,6 @@ def dream(
     Returns:
         A :class:`DreamResult` at the photo's own size; Ctrl-C stops early and keeps what is done.
     """
-    if image is None:
-        raise FeaturevisError("dream needs an image: a 1×3×H×W tensor in [0, 1] or a file path")
     if octaves < 1 or steps < 0 or tile < 16 or not octave_scale >= 1 or not step_size > 0:
         raise FeaturevisError("need octaves >= 1, steps >= 0, tile >= 16, octave_scale >= 1 and step_size > 0")
     fm = as_model(model)
@@ -449,6 +447,9 @@ def save_video(frames: Sequence[torch.Tensor], path: str | os.PathLike, fps: flo
             for im in pil:
                 writer.send(np.ascontiguousarray(np.asarray(im)))
             writer.close()
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's file is private; a video is not
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -551,9 +552,9 @@ def run_dream(args: argparse.Namespace) -> int:
         )
         if frames:
             save_video(frames, out, fps=args.fps)
-        done = len(frames) < args.frames
-        print(f"wrote {out} and {len(frames)} frames in {frames_dir}{' (interrupted)' if done else ''}")
-        return 130 if done else 0
+        interrupted = len(frames) < args.frames
+        print(f"wrote {out} and {len(frames)} frames in {frames_dir}{' (interrupted)' if interrupted else ''}")
+        return 130 if interrupted else 0
     result = dream(model, photo, args.layers, seed=args.seed, progress=not args.quiet, **kwargs)
     result.save(out, **_save_kwargs(photo_path, out))
     note = " (interrupted)" if result.interrupted else ""
