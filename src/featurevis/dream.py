@@ -67,8 +67,9 @@ class DreamResult:
 
     @property
     def gain(self) -> float:
-        """How many times the objective grew (after / before)."""
-        return self.after / self.before if self.before > 0 else math.inf
+        """How many times the objective grew (after / before); NaN unless it started positive
+        (a class logit or channel can start negative, where only the difference means anything)."""
+        return self.after / self.before if self.before > 0 else math.nan
 
     def save(self, path: str | os.PathLike, **pil_kwargs) -> Path:
         """Write the image atomically; the format follows the suffix."""
@@ -558,8 +559,9 @@ def run_dream(args: argparse.Namespace) -> int:
     result = dream(model, photo, args.layers, seed=args.seed, progress=not args.quiet, **kwargs)
     result.save(out, **_save_kwargs(photo_path, out))
     note = " (interrupted)" if result.interrupted else ""
+    change = f"{result.gain:.1f}x" if result.before > 0 else f"{result.after - result.before:+.3g}"
     print(
         f"wrote {out}{note}: {result.objective} {result.before:.3g} -> {result.after:.3g} "
-        f"({result.gain:.1f}x) in {result.seconds:.1f} s"
+        f"({change}) in {result.seconds:.1f} s"
     )
     return 130 if result.interrupted else 0
