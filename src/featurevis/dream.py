@@ -21,7 +21,6 @@ import argparse
 import io
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from tqdm.auto import tqdm
 from . import objectives as O
 from .commands import _positive, _positive_float, add_common, command
 from .errors import FeaturevisError
-from .images import check_writable, load_image, save_image, to_pil
+from .images import atomic_write, check_writable, load_image, save_image, to_pil
 from .model import INPUT, LOGITS, FeatureModel
 from .objectives import Objective
 from .render import resolve_device, validate
@@ -432,10 +431,8 @@ def save_video(frames: Sequence[torch.Tensor], path: str | os.PathLike, fps: flo
     p = _check_video_writable(Path(path))
     if not frames:
         raise FeaturevisError(f"{p}: no frames to write")
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=p.suffix, dir=p.parent)
-    os.close(fd)
-    try:
-        pil = [to_pil(f) for f in frames]
+    pil = [to_pil(f) for f in frames]
+    with atomic_write(p) as tmp:
         if p.suffix.lower() == ".gif":
             pil[0].save(tmp, format="GIF", save_all=True, append_images=pil[1:], duration=round(1000 / fps), loop=0)
         else:
@@ -443,18 +440,11 @@ def save_video(frames: Sequence[torch.Tensor], path: str | os.PathLike, fps: flo
             from imageio_ffmpeg import write_frames
 
             w, h = pil[0].size
-            writer = write_frames(tmp, (w, h), fps=fps, macro_block_size=1, quality=8)
+            writer = write_frames(tmp, (w, h), fps=fps, macro_block_size=1, quality=8, output_params=["-f", "mp4"])
             writer.send(None)
             for im in pil:
                 writer.send(np.ascontiguousarray(np.asarray(im)))
             writer.close()
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's file is private; a video is not
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return p
 
 

@@ -6,9 +6,11 @@ half-written image, and read errors become one-line ``FeaturevisError`` messages
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -82,30 +84,41 @@ def make_grid(images: torch.Tensor, ncols: int | None = None, pad: int = 2) -> t
     return grid
 
 
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[str]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename.
+
+    Why: an interrupted or failed write must never leave a half-written file under the
+    final name. The file gets normal permissions (mkstemp's are private).
+    """
+    p = Path(path)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    except OSError as e:
+        raise FeaturevisError(f"{p}: cannot write there ({e.strerror or e})") from None
+    os.close(fd)
+    try:
+        yield tmp
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def save_image(img: torch.Tensor, path: str | os.PathLike, **pil_kwargs) -> Path:
     """Write an image tensor (a batch becomes a grid) atomically; the format follows the suffix."""
     p = Path(path)
     if img.dim() == 4:
         img = img[0] if img.shape[0] == 1 else make_grid(img)
-    if p.parent and not p.parent.exists():
-        try:
-            p.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise FeaturevisError(f"{p}: cannot create folder ({e.strerror})") from None
     fmt = Image.registered_extensions().get(p.suffix.lower())
     if fmt is None:
         raise FeaturevisError(f"{p}: unknown image format {p.suffix!r}; use .png or .jpg")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    except OSError as e:
-        raise FeaturevisError(f"{p}: cannot write here ({e.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            to_pil(img).save(f, format=fmt, **pil_kwargs)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(p) as tmp:
+        to_pil(img).save(tmp, format=fmt, **pil_kwargs)
     return p
 
 

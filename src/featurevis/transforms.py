@@ -104,16 +104,19 @@ class RandomScale:
     """Resize the whole batch by a random factor from ``factors`` (antialiased when shrinking).
 
     Shrinking shows the network a lower-resolution copy, so only structure that survives
-    blurring is rewarded; it also makes the step cheaper.
+    blurring is rewarded; it also makes the step cheaper. Output sides are rounded to
+    multiples of ``quantum`` px: every new input shape costs oneDNN/cuDNN a new kernel plan,
+    and a few hundred distinct shapes would thrash their caches (measured: 4x slower steps).
     """
 
-    def __init__(self, factors: tuple[float, float] = (0.6, 1.0)):
-        self.factors = factors
+    def __init__(self, factors: tuple[float, float] = (0.6, 1.0), quantum: int = 16):
+        self.factors, self.quantum = factors, quantum
 
     def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         f = float(_uniform(g, 1, *self.factors))
         h, w = x.shape[-2:]
-        size = (max(8, round(h * f)), max(8, round(w * f)))
+        q = self.quantum
+        size = (max(q, round(h * f / q) * q), max(q, round(w * f / q) * q))
         if size == (h, w):
             return x
         return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=size[0] < h)
@@ -122,11 +125,44 @@ class RandomScale:
         return f"RandomScale({self.factors})"
 
 
+class RandomResolution:
+    """With probability ``p``, lose detail without changing scale: shrink by a random factor
+    (antialiased) and enlarge back. Rewards structure that survives blur and low resolution."""
+
+    def __init__(self, factors: tuple[float, float] = (0.4, 1.0), p: float = 0.5, quantum: int = 16):
+        self.factors, self.p, self.quantum = factors, p, quantum
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        if float(torch.rand(1, generator=g)) >= self.p:
+            return x
+        h, w = x.shape[-2:]
+        small = RandomScale(self.factors, self.quantum)(x, g)
+        if small.shape[-2:] == (h, w):
+            return x
+        return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+
+    def __repr__(self) -> str:
+        return f"RandomResolution({self.factors}, p={self.p})"
+
+
 class RandomRotate(RandomAffine):
     """Per-image random rotation by up to ``degrees``."""
 
     def __init__(self, degrees: float = 10.0, fill: float = 0.5):
         super().__init__(scale=(1.0, 1.0), degrees=degrees, fill=fill)
+
+
+class Noise:
+    """Add Gaussian pixel noise: patterns that live in single pixels stop paying off."""
+
+    def __init__(self, std: float = 0.02):
+        self.std = std
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        return x + self.std * torch.randn(x.shape, generator=g).to(x)
+
+    def __repr__(self) -> str:
+        return f"Noise({self.std})"
 
 
 def standard(size: int | None = None) -> Compose:
