@@ -9,6 +9,7 @@ from . import objectives, transforms
 from .dream import DreamResult, dream, dream_zoom
 from .errors import FeaturevisError
 from .images import load_image, save_image
+from .invert import InversionResult, invert, invert_depths
 from .model import FeatureModel
 from .objectives import Objective
 from .param import FourierImage, PixelImage
@@ -24,6 +25,7 @@ __all__ = [
     "FeatureModel",
     "FeaturevisError",
     "FourierImage",
+    "InversionResult",
     "Objective",
     "PixelImage",
     "RenderResult",
@@ -31,6 +33,8 @@ __all__ = [
     "dream",
     "dream_zoom",
     "imagenet_labels",
+    "invert",
+    "invert_depths",
     "load_image",
     "load_model",
     "objectives",

@@ -149,7 +149,10 @@ def run_demo(args: argparse.Namespace) -> int:
 
 # -- entry point -------------------------------------------------------------------------
 #: Recipe modules whose import registers their subcommands with :func:`command`.
-RECIPE_COMMAND_MODULES: tuple[str, ...] = ("featurevis.dream",)
+RECIPE_COMMAND_MODULES: tuple[str, ...] = (
+    "featurevis.dream",
+    "featurevis.invert",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
