@@ -24,7 +24,7 @@ def test_reconstruction_matches_features_far_better_than_noise(lite0, photos):
     r = fv.invert(lite0, photos["chelsea"], "_blocks.3", size=64, steps=60, progress=False)
     assert r.image.shape == r.target.shape == (1, 3, 43, 64)
     assert r.feature_error < 0.1 * r.random_error, r
-    assert 0 <= r.image.min() and r.image.max() <= 1  # range constraint
+    assert r.image.min() >= 0 and r.image.max() <= 1  # range constraint
 
 
 def test_shallow_layer_gives_the_photo_back_better_than_a_deep_one(lite0, photos):
@@ -73,7 +73,7 @@ def test_odd_images_are_fixed_up():
 
 
 def test_unknown_layer_lists_close_names(tiny, photos):
-    with pytest.raises(fv.FeaturevisError, match="unknown layer 'conv9'.*closest"):
+    with pytest.raises(fv.FeaturevisError, match=r"unknown layer 'conv9'.*closest"):
         fv.invert(tiny, photos["chelsea"], "conv9", steps=1, progress=False)
     with pytest.raises(fv.FeaturevisError, match="malformed layer weight"):
         fv.invert(tiny, photos["chelsea"], "conv1=lots", steps=1, progress=False)
