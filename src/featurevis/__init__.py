@@ -8,12 +8,14 @@ result.save("channel.png")
 from . import objectives, transforms
 from .dream import DreamResult, dream, dream_zoom
 from .errors import FeaturevisError
+from .fast_style import StyleNet, load_style_net, stylize, train_style_net
 from .images import load_image, save_image
 from .invert import InversionResult, invert, invert_depths
 from .model import FeatureModel
 from .objectives import Objective
 from .param import FourierImage, PixelImage
 from .render import RenderResult, optimize, render
+from .style import StyleResult, style_transfer
 from .targets import parse_target
 from .zoo import ZOO, as_model, imagenet_labels, load_model
 
@@ -29,6 +31,8 @@ __all__ = [
     "Objective",
     "PixelImage",
     "RenderResult",
+    "StyleNet",
+    "StyleResult",
     "as_model",
     "dream",
     "dream_zoom",
@@ -37,10 +41,14 @@ __all__ = [
     "invert_depths",
     "load_image",
     "load_model",
+    "load_style_net",
     "objectives",
     "optimize",
     "parse_target",
     "render",
     "save_image",
+    "style_transfer",
+    "stylize",
+    "train_style_net",
     "transforms",
 ]

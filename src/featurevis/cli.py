@@ -152,6 +152,8 @@ def run_demo(args: argparse.Namespace) -> int:
 RECIPE_COMMAND_MODULES: tuple[str, ...] = (
     "featurevis.dream",
     "featurevis.invert",
+    "featurevis.style",
+    "featurevis.fast_style",
 )
 
 

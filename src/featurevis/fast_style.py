@@ -1,0 +1,427 @@
+"""Fast style transfer (Johnson et al. 2016): train a small network once, stylize in one pass.
+
+Optimization-based style transfer (:mod:`featurevis.style`) runs hundreds of forward and
+backward passes of the big network per photo. Here a small image-to-image network learns to
+do it: it is trained with the *same* perceptual losses (Gram style loss + content loss +
+total variation, measured by the frozen model) on random, augmented crops of a few photos,
+and then stylizes any photo in one forward pass of its own, orders of magnitude faster.
+
+The network (:class:`TransformNet`): a 9x9 conv, two stride-2 convs, residual blocks, two
+nearest-upsample convs and a 9x9 conv, with instance norm and reflection padding. Its output
+is added to the input in logit space and its last conv starts at zero, so training starts
+from the identity and only has to learn the *change*: on two CPU cores a few minutes on
+scikit-image's sample photos already give a clearly stylized image.
+
+Training uses :func:`featurevis.optimize`: the parameterization is "the network applied to a
+fresh random batch of crops", so the one loop drives it like any other recipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import objectives as O
+from .commands import _positive, _positive_float, add_common, command
+from .errors import FeaturevisError
+from .images import atomic_write, check_writable, load_image, save_image
+from .invert import ImageLike, as_image, fit_size
+from .model import FeatureModel
+from .objectives import Objective
+from .param import Parameterization
+from .render import optimize, resolve_device, validate
+from .style import content_loss, resolve_layers, style_grams, style_loss
+from .zoo import DEFAULT_MODEL, as_model
+
+FORMAT = "featurevis-style-net"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+#: scikit-image sample photos used as training content when no image folder is given.
+SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
+
+
+# -- the network ----------------------------------------------------------------------------
+def _conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.ReflectionPad2d(k // 2), nn.Conv2d(cin, cout, k, stride))
+
+
+class _Residual(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            _conv(c, c, 3),
+            nn.InstanceNorm2d(c, affine=True),
+            nn.ReLU(),
+            _conv(c, c, 3),
+            nn.InstanceNorm2d(c, affine=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class TransformNet(nn.Module):
+    """Image → stylized image, any size (padded to a multiple of 4 inside), RGB in [0, 1]."""
+
+    def __init__(self, width: int = 16, blocks: int = 3):
+        super().__init__()
+        self.width, self.blocks = width, blocks
+        w = width
+
+        def block(cin: int, cout: int, k: int, stride: int = 1) -> list[nn.Module]:
+            return [_conv(cin, cout, k, stride), nn.InstanceNorm2d(cout, affine=True), nn.ReLU()]
+
+        up = [nn.Upsample(scale_factor=2, mode="nearest")]
+        self.body = nn.Sequential(
+            *block(3, w, 9),
+            *block(w, 2 * w, 3, 2),
+            *block(2 * w, 4 * w, 3, 2),
+            *[_Residual(4 * w) for _ in range(blocks)],
+            *up,
+            *block(4 * w, 2 * w, 3),
+            *up,
+            *block(2 * w, w, 3),
+            _conv(w, 3, 9),
+        )
+        last = self.body[-1][1]
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % 4, (-w) % 4
+        xp = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
+        delta = self.body(xp)[..., :h, :w]
+        return torch.sigmoid(torch.logit(x.clamp(1e-3, 1 - 1e-3)) + delta)
+
+
+# -- training data ----------------------------------------------------------------------------
+def sample_photos() -> list[torch.Tensor]:
+    """scikit-image's bundled sample photos (offline), the default training content."""
+    try:
+        import skimage.data as data
+    except ImportError:
+        raise FeaturevisError("no --images folder given and scikit-image is not installed for sample photos") from None
+    return [torch.from_numpy(getattr(data, n)()).permute(2, 0, 1)[None].float() / 255 for n in SAMPLE_PHOTOS]
+
+
+def load_folder(folder: str | os.PathLike) -> list[torch.Tensor]:
+    """Every image in ``folder`` (not recursive), as ``1×3×H×W`` tensors."""
+    d = Path(folder)
+    if not d.is_dir():
+        raise FeaturevisError(f"{d}: not a folder of images")
+    files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise FeaturevisError(f"{d}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
+    return [load_image(p) for p in files]
+
+
+def random_crops(photos: Sequence[torch.Tensor], n: int, size: int, g: torch.Generator) -> torch.Tensor:
+    """``n`` augmented crops: random photo, random square crop (30-100 % of the short side),
+    resized to ``size``, random horizontal flip."""
+    out = []
+    for _ in range(n):
+        p = photos[int(torch.randint(len(photos), (1,), generator=g))]
+        h, w = p.shape[-2:]
+        side = max(2, int(min(h, w) * (0.3 + 0.7 * float(torch.rand(1, generator=g)))))
+        y = int(torch.randint(h - side + 1, (1,), generator=g))
+        x = int(torch.randint(w - side + 1, (1,), generator=g))
+        c = F.interpolate(p[..., y : y + side, x : x + side], size=(size, size), mode="bilinear", antialias=True)
+        if float(torch.rand(1, generator=g)) < 0.5:
+            c = c.flip(-1)
+        out.append(c)
+    return torch.cat(out).clamp(0, 1)
+
+
+class _NetOnBatches(Parameterization):
+    """The network applied to a fresh batch of crops each call, so :func:`optimize` trains it."""
+
+    def __init__(self, net: TransformNet, photos: Sequence[torch.Tensor], batch: int, size: int, g: torch.Generator):
+        super().__init__()
+        self.net, self.photos, self.g = net, list(photos), g
+        self.batch, self.size = batch, (size, size)
+        self.inputs: torch.Tensor | None = None
+
+    def forward(self) -> torch.Tensor:
+        dev = next(self.net.parameters()).device
+        self.inputs = random_crops(self.photos, self.batch, self.size[0], self.g).to(dev)
+        return self.net(self.inputs)
+
+
+# -- results and files ------------------------------------------------------------------------
+@dataclass
+class StyleNet:
+    """A trained transformation network and how it was trained; ``save()``/``load_style_net``."""
+
+    net: TransformNet
+    meta: dict = field(default_factory=dict)
+
+    def __call__(self, photo: ImageLike, size: int | None = None) -> torch.Tensor:
+        return stylize(self, photo, size)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write atomically (a temporary file renamed into place)."""
+        p = Path(path)
+        payload = {
+            "format": FORMAT,
+            "version": 1,
+            "config": {"width": self.net.width, "blocks": self.net.blocks},
+            "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+            "meta": self.meta,
+        }
+        with atomic_write(p) as tmp:
+            torch.save(payload, tmp)
+        return p
+
+
+def load_style_net(path: str | os.PathLike) -> StyleNet:
+    """Read a network written by :meth:`StyleNet.save`; one-line errors for anything else."""
+    p = Path(path)
+    if not p.is_file():
+        raise FeaturevisError(f"{p}: no such file" if not p.exists() else f"{p}: not a file")
+    try:
+        payload = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle, zip and torch errors all mean "not our file"
+        raise FeaturevisError(f"{p}: not a style network file ({type(e).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise FeaturevisError(f"{p}: not a style network written by featurevis style-train")
+    cfg = payload["config"]
+    net = TransformNet(int(cfg["width"]), int(cfg["blocks"]))
+    try:
+        net.load_state_dict(payload["state_dict"])
+    except RuntimeError:
+        raise FeaturevisError(f"{p}: damaged style network (weights do not fit its configuration)") from None
+    return StyleNet(net.eval(), dict(payload.get("meta", {})))
+
+
+def _check_net_path(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    if p.suffix.lower() not in (".pt", ".pth"):
+        raise FeaturevisError(f"{p}: a style network file must end in .pt or .pth")
+    if p.is_dir():
+        raise FeaturevisError(f"{p}: is a directory")
+    with atomic_write(p.with_name(f".{p.name}.check")) as tmp:
+        Path(tmp).write_bytes(b"")
+    p.with_name(f".{p.name}.check").unlink(missing_ok=True)
+    return p
+
+
+def stylize(net: StyleNet | TransformNet, photo: ImageLike, size: int | None = None) -> torch.Tensor:
+    """One forward pass: ``1×3×H×W`` stylized photo (at ``size`` longest side, or its own)."""
+    module = net.net if isinstance(net, StyleNet) else net
+    x = fit_size(as_image(photo, "photo"), size)
+    if min(x.shape[-2:]) < 4:
+        raise FeaturevisError(f"photo is {x.shape[-1]}x{x.shape[-2]}; need at least 4 px a side")
+    dev = next(module.parameters()).device
+    with torch.no_grad():
+        return module.eval()(x.to(dev)).cpu()
+
+
+def train_style_net(
+    model: str | torch.nn.Module | FeatureModel,
+    style: ImageLike,
+    images: Sequence[ImageLike] | str | os.PathLike | None = None,
+    *,
+    minutes: float = 2.5,
+    steps: int | None = None,
+    size: int = 128,
+    batch: int = 4,
+    lr: float = 2e-3,
+    style_weight: float = 10.0,
+    content_weight: float = 1.0,
+    tv: float = 0.3,
+    style_layers: str | Sequence[str] | None = None,
+    content_layer: str | None = None,
+    width: int = 16,
+    blocks: int = 3,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> StyleNet:
+    """Train a :class:`TransformNet` to stylize like ``style`` (Johnson et al.).
+
+    Args:
+        images: training photos (tensors/paths, or a folder); default: scikit-image samples.
+        minutes: training time budget (steps are calibrated to fit it) unless ``steps`` is given.
+        size, batch: side of the random square crops and crops per step.
+        style_weight, content_weight, tv, style_layers, content_layer: as in
+            :func:`featurevis.style_transfer`.
+    """
+    fm = as_model(model)
+    dev = resolve_device(device)
+    fm.to(dev)
+    s_layers, c_layer = resolve_layers(fm, style_layers, content_layer)
+    if size < 32:
+        raise FeaturevisError(f"crop size {size} is too small; use at least 32 px")
+    style_img = as_image(style, "style image")
+    if images is None:
+        photos = sample_photos()
+    elif isinstance(images, (str, os.PathLike)):
+        photos = load_folder(images)
+    else:
+        photos = [as_image(i, "training image") for i in images]
+        if not photos:
+            raise FeaturevisError("no training images given")
+    photos = [fit_size(p, 2 * size) if max(p.shape[-2:]) > 2 * size else p for p in photos]
+    grams = style_grams(fm, [style_img], [1.0], s_layers, size)
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    net = TransformNet(width, blocks).to(dev)
+    param = _NetOnBatches(net, photos, batch, size, g)
+
+    def fn(acts: dict[str, torch.Tensor]) -> torch.Tensor:
+        with torch.no_grad():
+            target = fm(param.inputs, [c_layer])[c_layer]
+        return -(style_weight * style_loss(acts, grams) + content_weight * content_loss(acts, c_layer, target))
+
+    obj = Objective(fn, frozenset([*s_layers, c_layer]), "perceptual", tuple((n, None) for n in {*s_layers, c_layer}))
+    obj = obj - tv * O.total_variation()
+    validate(fm, obj, size)
+    if steps is None:
+        steps = _calibrate(fm, obj, param, minutes)
+
+    def adam(params):
+        return torch.optim.Adam(params, lr=lr)
+
+    start = time.perf_counter()
+    r = optimize(
+        fm,
+        obj,
+        param,
+        steps=steps,
+        generator=g,
+        optimizer=adam,
+        progress=progress,
+        description="style-train",
+        schedule="cosine",
+    )
+    net.eval()
+    hist = r.history.mean(1)
+    k = max(1, len(hist) // 10)
+    meta = dict(
+        model=fm.name,
+        style_layers=s_layers,
+        content_layer=c_layer,
+        style_weight=style_weight,
+        content_weight=content_weight,
+        tv=tv,
+        size=size,
+        batch=batch,
+        steps=len(hist),
+        lr=lr,
+        seed=seed,
+        seconds=time.perf_counter() - start,
+        interrupted=r.interrupted,
+        loss_start=float(-hist[:k].mean()) if len(hist) else math.nan,
+        loss_end=float(-hist[-k:].mean()) if len(hist) else math.nan,
+    )
+    return StyleNet(net, meta)
+
+
+def _calibrate(fm: FeatureModel, obj: Objective, param: _NetOnBatches, minutes: float) -> int:
+    """Steps that fit in ``minutes``: time two training steps on a throwaway copy."""
+    if not minutes > 0:
+        raise FeaturevisError("minutes must be positive")
+    import copy
+
+    probe = copy.deepcopy(param)
+    probe.g = torch.Generator().manual_seed(12345)
+    opt = torch.optim.Adam(probe.parameters(), lr=0.0)
+    layers = obj.layers - {"input"}
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        img = probe()
+        acts = fm(img, layers)
+        acts["input"] = img
+        param.inputs = probe.inputs
+        loss = -obj(acts).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t0)
+    per_step = min(times[1:])
+    return max(1, int(minutes * 60 / per_step))
+
+
+# -- CLI ----------------------------------------------------------------------------------------
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("style", help="the style image")
+    p.add_argument("--images", default=None, help="folder of training photos (default: scikit-image samples)")
+    p.add_argument("-o", "--output", default=None, help="network file (default STYLE-net.pt)")
+    p.add_argument("-m", "--model", default=DEFAULT_MODEL, help=f"zoo model for the losses (default {DEFAULT_MODEL})")
+    p.add_argument("--minutes", type=_positive_float, default=2.5, help="training time (default 2.5)")
+    p.add_argument("--steps", type=_positive, default=None, help="training steps (overrides --minutes)")
+    p.add_argument("--size", type=_positive, default=128, help="crop side in px (default 128)")
+    p.add_argument("--batch", type=_positive, default=4, help="crops per step (default 4)")
+    p.add_argument("--style-weight", type=_positive_float, default=10.0, help="style vs content (default 10)")
+    p.add_argument("--content-layer", default=None, help="content layer (default as in `featurevis style`)")
+    p.add_argument("--style-layers", default=None, help="comma-separated style layers")
+    p.add_argument("--width", type=_positive, default=16, help="network width (default 16)")
+    add_common(p)
+
+
+@command("style-train", "fast style: train a small network to apply one style in one pass", _train_args)
+def run_style_train(args: argparse.Namespace) -> int:
+    from .zoo import load_model
+
+    style_path = Path(args.style)
+    out = _check_net_path(args.output or f"{style_path.stem}-net.pt")
+    style = load_image(style_path)
+    photos = load_folder(args.images) if args.images else None
+    model = load_model(args.model)
+    model.to(resolve_device(args.device))
+    sn = train_style_net(
+        model,
+        style,
+        photos,
+        minutes=args.minutes,
+        steps=args.steps,
+        size=args.size,
+        batch=args.batch,
+        style_weight=args.style_weight,
+        style_layers=args.style_layers,
+        content_layer=args.content_layer,
+        width=args.width,
+        seed=args.seed,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    sn.save(out)
+    m = sn.meta
+    print(
+        f"wrote {out}: {m['steps']} steps in {m['seconds']:.0f} s, loss {m['loss_start']:.3g} -> {m['loss_end']:.3g}"
+        f"{' (interrupted)' if m['interrupted'] else ''}"
+    )
+    return 130 if m["interrupted"] else 0
+
+
+def _apply_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("network", help="a network file from `featurevis style-train`")
+    p.add_argument("photo", help="the photo to stylize")
+    p.add_argument("-o", "--output", default=None, help="output image (default PHOTO-fast-style.png)")
+    p.add_argument("--size", type=_positive, default=None, help="longest side in px (default: the photo's)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
+
+
+@command("style-apply", "fast style: stylize a photo in one pass with a trained network", _apply_args)
+def run_style_apply(args: argparse.Namespace) -> int:
+    photo_path = Path(args.photo)
+    out = Path(args.output) if args.output else Path(f"{photo_path.stem}-fast-style.png")
+    check_writable(out)
+    sn = load_style_net(args.network)
+    sn.net.to(resolve_device(args.device))
+    photo = load_image(photo_path)
+    t0 = time.perf_counter()
+    img = stylize(sn, photo, args.size)
+    save_image(img, out)
+    print(f"wrote {out} ({img.shape[-1]}x{img.shape[-2]}) in {time.perf_counter() - t0:.2f} s")
+    return 0

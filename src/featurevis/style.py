@@ -1,0 +1,351 @@
+"""Neural style transfer (Gatys et al. 2016): paint a photo's content with another image's style.
+
+The *style* of an image, to a network, is which features occur together regardless of where:
+the Gram matrix of a layer's channels. The *content* is the layer's feature map itself. So we
+optimize an image (with :func:`featurevis.optimize`, starting from the content photo or noise)
+whose Gram matrices on several layers match the style image's and whose features on one deeper
+layer match the content's, under a total-variation prior.
+
+Both losses are *relative* (``||G - G_s||² / ||G_s||²``, ``||F - F_c||² / ||F_c||²``) so one
+``style_weight`` works across layers and models.
+
+Layers. For EfficientNet-Lite (``efficientnet_lite0/1/2``) the defaults are style on
+``_stem_act, _blocks.1, _blocks.3, _blocks.5, _blocks.8`` (edges and colour to motifs, the
+ends of the first four stages plus one mid layer) and content on ``_blocks.5``: shallower
+content layers keep the photo too literally, deeper ones (``_blocks.10``+) let the layout
+drift. Other models get layers spread over their first two thirds (:func:`default_layers`).
+
+Extras: several styles blend by weighting their Gram matrices; ``preserve_color`` keeps the
+content's colours (the result's luminance with the content's chroma, in YIQ); the result
+comes back at the content's own size (work happens at ``size`` px, then upsampled).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from . import objectives as O
+from .commands import _positive, _positive_float, add_common, command
+from .errors import FeaturevisError
+from .images import check_writable, load_image, save_image, to_pil
+from .invert import ImageLike, as_image, depth_layers, fit_size, parse_layers, relative_error
+from .model import FeatureModel
+from .objectives import Objective
+from .param import PixelImage
+from .render import optimize, resolve_device, validate
+from .zoo import DEFAULT_MODEL, as_model
+
+#: Style and content layers that work well on the EfficientNet-Lite zoo models.
+LITE_STYLE_LAYERS = ("_stem_act", "_blocks.1", "_blocks.3", "_blocks.5", "_blocks.8")
+LITE_CONTENT_LAYER = "_blocks.5"
+DEFAULT_SIZE = 256
+#: Smallest working side: below it the deep layers' maps are too small to carry style.
+MIN_SIDE = 16
+
+
+def default_layers(model: FeatureModel) -> tuple[list[str], str]:
+    """(style layers, content layer): the tuned Lite choice, else spread over the first 2/3."""
+    if all(n in model.layer_names for n in (*LITE_STYLE_LAYERS, LITE_CONTENT_LAYER)):
+        return list(LITE_STYLE_LAYERS), LITE_CONTENT_LAYER
+    spread = depth_layers(model, 9)[:6]
+    return spread[:5], spread[min(3, len(spread) - 1)]
+
+
+def gram(f: torch.Tensor) -> torch.Tensor:
+    """``B×C×C`` channel co-occurrence, averaged over positions (so it is size-independent)."""
+    b, c = f.shape[:2]
+    flat = f.reshape(b, c, -1)
+    return flat @ flat.transpose(1, 2) / flat.shape[-1]
+
+
+def style_loss(acts: Mapping[str, torch.Tensor], grams: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Per-image mean over layers of the relative Gram distance to ``grams``."""
+    total = 0.0
+    for name, g in grams.items():
+        gx = gram(acts[name].float())
+        total = total + relative_error(gx, g.to(gx).expand_as(gx))
+    return total / max(len(grams), 1)
+
+
+def content_loss(acts: Mapping[str, torch.Tensor], layer: str, target: torch.Tensor) -> torch.Tensor:
+    """Per-image relative feature distance to the content's features."""
+    a = acts[layer].float()
+    return relative_error(a, target.to(a).expand_as(a))
+
+
+def style_grams(
+    model: FeatureModel,
+    styles: Sequence[torch.Tensor],
+    weights: Sequence[float],
+    layers: Sequence[str],
+    side: int,
+) -> dict[str, torch.Tensor]:
+    """Blended target Gram matrices: each style at longest side ``side``, weighted average."""
+    if len(styles) != len(weights):
+        raise FeaturevisError(f"{len(styles)} style image(s) but {len(weights)} style weight(s)")
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise FeaturevisError("style weights must be >= 0 and not all 0")
+    total = sum(weights)
+    out: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for s, w in zip(styles, weights, strict=True):
+            acts = model(fit_size(s, side).to(model.device), list(layers))
+            for name in layers:
+                g = gram(acts[name].float()) * (w / total)
+                out[name] = out[name] + g if name in out else g
+    return out
+
+
+# -- colour ---------------------------------------------------------------------------------
+_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+def preserve_color(result: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """The result's luminance with the content's chroma (YIQ), so only texture is transferred."""
+    m = _YIQ.to(result)
+    yr = torch.einsum("ij,bjhw->bihw", m, result)
+    yc = torch.einsum("ij,bjhw->bihw", m, content.to(result))
+    mixed = torch.cat([yr[:, :1], yc[:, 1:]], 1)
+    return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(m), mixed).clamp(0, 1)
+
+
+# -- the recipe -----------------------------------------------------------------------------
+@dataclass
+class StyleResult:
+    """A stylized image and its losses. Displays itself in notebooks; ``save()`` writes it."""
+
+    image: torch.Tensor  # 1×3×H×W in [0, 1], CPU, the content's own size
+    style_before: float  # style loss of the starting image
+    style_after: float
+    content_before: float
+    content_after: float
+    settings: dict = field(default_factory=dict)
+    interrupted: bool = False
+    seconds: float = 0.0
+
+    @property
+    def style_drop(self) -> float:
+        """Fraction of the starting style loss removed (0.95 = 95 % lower)."""
+        return 1 - self.style_after / self.style_before if self.style_before > 0 else 0.0
+
+    def save(self, path: str | os.PathLike, **pil_kwargs) -> Path:
+        return save_image(self.image, path, **pil_kwargs)
+
+    def to_pil(self) -> Image.Image:
+        return to_pil(self.image)
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.to_pil().save(buf, format="PNG")
+        return buf.getvalue()
+
+    def __repr__(self) -> str:
+        h, w = self.image.shape[-2:]
+        return (
+            f"StyleResult({w}x{h}, style {self.style_before:.3g} -> {self.style_after:.3g}, "
+            f"content {self.content_before:.3g} -> {self.content_after:.3g})"
+        )
+
+
+def _styles(style: ImageLike | Sequence[ImageLike]) -> list[torch.Tensor]:
+    if isinstance(style, (str, os.PathLike, torch.Tensor)):
+        style = [style]
+    out = [as_image(s, "style image") for s in style]
+    if not out:
+        raise FeaturevisError("give at least one style image")
+    return out
+
+
+def resolve_layers(
+    model: FeatureModel, style_layers: str | Sequence[str] | None, content_layer: str | None
+) -> tuple[list[str], str]:
+    """Validated (style layers, content layer), defaults filled in."""
+    d_style, d_content = default_layers(model)
+    styles = list(parse_layers(model, style_layers)) if style_layers else d_style
+    content = content_layer or d_content
+    parse_layers(model, [content])
+    return styles, content
+
+
+def style_transfer(
+    model: str | torch.nn.Module | FeatureModel,
+    content: ImageLike,
+    style: ImageLike | Sequence[ImageLike],
+    *,
+    style_weights: Sequence[float] | None = None,
+    style_weight: float = 10.0,
+    content_weight: float = 1.0,
+    tv: float = 0.3,
+    style_layers: str | Sequence[str] | None = None,
+    content_layer: str | None = None,
+    init: str = "content",
+    size: int | None = DEFAULT_SIZE,
+    steps: int = 300,
+    lr: float = 0.1,
+    color: bool = False,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> StyleResult:
+    """Optimize an image with ``content``'s structure and ``style``'s textures (Gatys et al.).
+
+    Args:
+        model: a zoo name, a :class:`FeatureModel` or any module.
+        content: the photo to repaint (tensor in [0, 1] or a file path).
+        style: one style image or several, blended by ``style_weights``.
+        style_weight, content_weight, tv: the loss's balance (relative losses, so ~10 : 1).
+        style_layers, content_layer: layer names (default: :func:`default_layers`).
+        init: ``"content"`` (faster, keeps more structure) or ``"noise"``.
+        size: longest side to work at (``None``: the content's own size); the result is
+            returned at the content's size either way.
+        color: keep the content's colours, transferring only luminance texture.
+    """
+    fm = as_model(model)
+    dev = resolve_device(device)
+    fm.to(dev)
+    s_layers, c_layer = resolve_layers(fm, style_layers, content_layer)
+    if init not in ("content", "noise"):
+        raise FeaturevisError(f"unknown init {init!r}: use content or noise")
+    original = as_image(content, "content image")
+    styles = _styles(style)
+    weights = list(style_weights) if style_weights is not None else [1.0] * len(styles)
+    photo = fit_size(original, size).to(dev)
+    hw = tuple(photo.shape[-2:])
+    if min(hw) < MIN_SIDE:
+        raise FeaturevisError(f"content works at {hw[1]}x{hw[0]} px; need at least {MIN_SIDE} px a side (raise size)")
+    grams = style_grams(fm, styles, weights, s_layers, max(hw))
+    with torch.no_grad():
+        c_target = fm(photo, [c_layer])[c_layer].detach()
+
+    def fn(acts: dict[str, torch.Tensor]) -> torch.Tensor:
+        return -(style_weight * style_loss(acts, grams) + content_weight * content_loss(acts, c_layer, c_target))
+
+    obj = Objective(fn, frozenset([*s_layers, c_layer]), "style", tuple((n, None) for n in {*s_layers, c_layer}))
+    obj = obj - tv * O.total_variation()
+    validate(fm, obj, max(hw))
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    if init == "content":
+        p = PixelImage(1, hw, init=photo.cpu(), decorrelate=True)
+    else:
+        p = PixelImage(1, hw, sd=0.5, decorrelate=True, generator=g)
+
+    def losses(x: torch.Tensor) -> tuple[float, float]:
+        with torch.no_grad():
+            acts = fm(x.to(dev), [*s_layers, c_layer])
+            return float(style_loss(acts, grams)), float(content_loss(acts, c_layer, c_target))
+
+    with torch.no_grad():
+        s0, c0 = losses(p.to(dev)())
+    r = optimize(fm, obj, p, steps=steps, lr=lr, generator=g, progress=progress, description="style")
+    s1, c1 = losses(r.images)
+    out = r.images
+    if color:
+        out = preserve_color(out, photo.cpu())
+    if tuple(out.shape[-2:]) != tuple(original.shape[-2:]):
+        out = F.interpolate(out, size=original.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
+        if color:  # the chroma at full resolution comes straight from the content
+            out = preserve_color(out, original)
+    return StyleResult(
+        image=out.cpu(),
+        style_before=s0,
+        style_after=s1,
+        content_before=c0,
+        content_after=c1,
+        settings=dict(
+            model=fm.name,
+            style_layers=s_layers,
+            content_layer=c_layer,
+            style_weight=style_weight,
+            content_weight=content_weight,
+            tv=tv,
+            init=init,
+            size=hw,
+            steps=steps,
+            lr=lr,
+            color=color,
+            style_weights=weights,
+            seed=seed,
+        ),
+        interrupted=r.interrupted,
+        seconds=r.seconds,
+    )
+
+
+# -- CLI ------------------------------------------------------------------------------------
+def _weights(text: str) -> list[float]:
+    try:
+        vals = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+    if not vals or any(v < 0 for v in vals):
+        raise argparse.ArgumentTypeError(f"{text!r}: weights must be >= 0")
+    return vals
+
+
+def _style_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("content", help="the photo to repaint")
+    p.add_argument("style", nargs="+", help="style image(s); several are blended (see --blend)")
+    p.add_argument("-o", "--output", default=None, help="output image (default CONTENT-style.png)")
+    p.add_argument("-m", "--model", default=DEFAULT_MODEL, help=f"zoo model (default {DEFAULT_MODEL})")
+    p.add_argument("--style-weight", type=_positive_float, default=10.0, help="style vs content (default 10)")
+    p.add_argument("--content-layer", default=None, help=f"content layer (default {LITE_CONTENT_LAYER})")
+    p.add_argument("--style-layers", default=None, help=f"comma-separated (default {','.join(LITE_STYLE_LAYERS)})")
+    p.add_argument("--blend", type=_weights, default=None, help="weights of several styles, e.g. 0.7,0.3")
+    p.add_argument("--init", choices=("content", "noise"), default="content", help="start image (default content)")
+    p.add_argument("--tv", type=float, default=0.3, help="total-variation weight (default 0.3)")
+    p.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
+    p.add_argument("--size", type=_positive, default=DEFAULT_SIZE, help=f"working side in px (default {DEFAULT_SIZE})")
+    p.add_argument("--steps", type=_positive, default=300, help="optimization steps (default 300)")
+    p.add_argument("--lr", type=_positive_float, default=0.1, help="Adam learning rate (default 0.1)")
+    add_common(p)
+
+
+@command("style", "style transfer: repaint a photo in the style of other images (Gatys et al.)", _style_args)
+def run_style(args: argparse.Namespace) -> int:
+    from .zoo import load_model
+
+    if args.tv < 0:
+        raise FeaturevisError("--tv must be >= 0")
+    content_path = Path(args.content)
+    out = Path(args.output) if args.output else Path(f"{content_path.stem}-style.png")
+    check_writable(out)
+    content = load_image(content_path)
+    styles = [load_image(s) for s in args.style]
+    if args.blend is not None and len(args.blend) != len(styles):
+        raise FeaturevisError(f"--blend has {len(args.blend)} weight(s) for {len(styles)} style image(s)")
+    model = load_model(args.model)
+    model.to(resolve_device(args.device))
+    r = style_transfer(
+        model,
+        content,
+        styles,
+        style_weights=args.blend,
+        style_weight=args.style_weight,
+        style_layers=args.style_layers,
+        content_layer=args.content_layer,
+        init=args.init,
+        tv=args.tv,
+        color=args.preserve_color,
+        size=args.size,
+        steps=args.steps,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    r.save(out)
+    print(
+        f"wrote {out}: style loss {r.style_before:.3g} -> {r.style_after:.3g} ({100 * r.style_drop:.1f} % lower), "
+        f"content loss {r.content_after:.3g} in {r.seconds:.1f} s{' (interrupted)' if r.interrupted else ''}"
+    )
+    return 130 if r.interrupted else 0
