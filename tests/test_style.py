@@ -43,7 +43,7 @@ def test_noise_start_odd_size_and_lite_layers(lite0, photos):
     odd = photos["chelsea"][..., :45, :67]
     r = fv.style_transfer(lite0, odd, photos["coffee"], size=None, init="noise", steps=30, progress=False)
     assert r.image.shape == (1, 3, 45, 67) and r.style_after < r.style_before
-    assert default_layers(lite0) == (["_stem_act", "_blocks.1", "_blocks.3", "_blocks.5", "_blocks.8"], "_blocks.5")
+    assert default_layers(lite0) == (["_stem_act", "_blocks.1", "_blocks.3", "_blocks.5"], "_blocks.5")
 
 
 def test_other_models_get_layers_and_custom_layers_work(tiny, photos):

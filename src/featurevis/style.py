@@ -10,10 +10,13 @@ Both losses are *relative* (``||G - G_s||² / ||G_s||²``, ``||F - F_c||² / ||F
 ``style_weight`` works across layers and models.
 
 Layers. For EfficientNet-Lite (``efficientnet_lite0/1/2``) the defaults are style on
-``_stem_act, _blocks.1, _blocks.3, _blocks.5, _blocks.8`` (edges and colour to motifs, the
-ends of the first four stages plus one mid layer) and content on ``_blocks.5``: shallower
+``_stem_act, _blocks.1, _blocks.3, _blocks.5`` (colour and edges up to small motifs: the ends
+of the first stages) and content on ``_blocks.5``. Adding a deeper style layer (``_blocks.8``)
+imprints the style image's *objects* (a cup's outline on a rocket) and lowers the Gram drop
+reached in 300 steps (86-94 % against 95-98 % without it on three sample pairs); shallower
 content layers keep the photo too literally, deeper ones (``_blocks.10``+) let the layout
-drift. Other models get layers spread over their first two thirds (:func:`default_layers`).
+drift. Adam at lr 0.2 with a constant rate gets further in 300 steps than 0.1 or a cosine
+decay (measured on the same pairs). Other models get layers spread over their first two thirds (:func:`default_layers`).
 
 Extras: several styles blend by weighting their Gram matrices; ``preserve_color`` keeps the
 content's colours (the result's luminance with the content's chroma, in YIQ); the result
@@ -45,7 +48,7 @@ from .render import optimize, resolve_device, validate
 from .zoo import DEFAULT_MODEL, as_model
 
 #: Style and content layers that work well on the EfficientNet-Lite zoo models.
-LITE_STYLE_LAYERS = ("_stem_act", "_blocks.1", "_blocks.3", "_blocks.5", "_blocks.8")
+LITE_STYLE_LAYERS = ("_stem_act", "_blocks.1", "_blocks.3", "_blocks.5")
 LITE_CONTENT_LAYER = "_blocks.5"
 DEFAULT_SIZE = 256
 #: Smallest working side: below it the deep layers' maps are too small to carry style.
@@ -190,8 +193,9 @@ def style_transfer(
     init: str = "content",
     size: int | None = DEFAULT_SIZE,
     steps: int = 300,
-    lr: float = 0.1,
+    lr: float = 0.2,
     color: bool = False,
+    schedule: str = "constant",
     seed: int = 0,
     device: str | torch.device | None = None,
     progress: bool = True,
@@ -246,7 +250,7 @@ def style_transfer(
 
     with torch.no_grad():
         s0, c0 = losses(p.to(dev)())
-    r = optimize(fm, obj, p, steps=steps, lr=lr, generator=g, progress=progress, description="style")
+    r = optimize(fm, obj, p, steps=steps, lr=lr, generator=g, progress=progress, description="style", schedule=schedule)
     s1, c1 = losses(r.images)
     out = r.images
     if color:
@@ -306,7 +310,7 @@ def _style_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
     p.add_argument("--size", type=_positive, default=DEFAULT_SIZE, help=f"working side in px (default {DEFAULT_SIZE})")
     p.add_argument("--steps", type=_positive, default=300, help="optimization steps (default 300)")
-    p.add_argument("--lr", type=_positive_float, default=0.1, help="Adam learning rate (default 0.1)")
+    p.add_argument("--lr", type=_positive_float, default=0.2, help="Adam learning rate (default 0.2)")
     add_common(p)
 
 
