@@ -210,3 +210,11 @@ def test_cli_bad_input_is_one_line_exit_2(files, monkeypatch, capsys, args, mess
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
+
+
+def test_time_budget_and_default_sample_photos(tiny, photos):
+    pytest.importorskip("skimage.data")
+    sn = train_style_net(tiny, photos["coffee"], minutes=0.01, size=32, batch=1, width=4, blocks=1, progress=False)
+    assert sn.meta["steps"] >= 1 and sn.meta["seconds"] < 10
+    with pytest.raises(fv.FeaturevisError, match="too small"):
+        train_style_net(tiny, photos["coffee"], steps=1, size=16, progress=False)
