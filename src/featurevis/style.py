@@ -51,6 +51,8 @@ from .zoo import DEFAULT_MODEL, as_model
 LITE_STYLE_LAYERS = ("_stem_act", "_blocks.1", "_blocks.3", "_blocks.5")
 LITE_CONTENT_LAYER = "_blocks.5"
 DEFAULT_SIZE = 256
+#: Free border (px) optimized around the image and cut off at the end.
+EDGE_MARGIN = 8
 #: Smallest working side: below it the deep layers' maps are too small to carry style.
 MIN_SIDE = 16
 
@@ -227,8 +229,12 @@ def style_transfer(
     if min(hw) < MIN_SIDE:
         raise FeaturevisError(f"content works at {hw[1]}x{hw[0]} px; need at least {MIN_SIDE} px a side (raise size)")
     grams = style_grams(fm, styles, weights, s_layers, max(hw))
+    # Optimize a canvas with a reflected border and keep its centre: the network's asymmetric
+    # "SAME" padding otherwise grows a band of style artefacts along the top and left edges.
+    m = min(EDGE_MARGIN, min(hw) // 2 - 1)
+    canvas = F.pad(photo, (m,) * 4, mode="reflect")
     with torch.no_grad():
-        c_target = fm(photo, [c_layer])[c_layer].detach()
+        c_target = fm(canvas, [c_layer])[c_layer].detach()
 
     def fn(acts: dict[str, torch.Tensor]) -> torch.Tensor:
         return -(style_weight * style_loss(acts, grams) + content_weight * content_loss(acts, c_layer, c_target))
@@ -239,9 +245,9 @@ def style_transfer(
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     if init == "content":
-        p = PixelImage(1, hw, init=photo.cpu(), decorrelate=True)
+        p = PixelImage(1, canvas.shape[-2:], init=canvas.cpu(), decorrelate=True)
     else:
-        p = PixelImage(1, hw, sd=0.5, decorrelate=True, generator=g)
+        p = PixelImage(1, canvas.shape[-2:], sd=0.5, decorrelate=True, generator=g)
 
     def losses(x: torch.Tensor) -> tuple[float, float]:
         with torch.no_grad():
@@ -252,7 +258,7 @@ def style_transfer(
         s0, c0 = losses(p.to(dev)())
     r = optimize(fm, obj, p, steps=steps, lr=lr, generator=g, progress=progress, description="style", schedule=schedule)
     s1, c1 = losses(r.images)
-    out = r.images
+    out = r.images[..., m : m + hw[0], m : m + hw[1]]
     if color:
         out = preserve_color(out, photo.cpu())
     if tuple(out.shape[-2:]) != tuple(original.shape[-2:]):
