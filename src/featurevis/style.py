@@ -11,12 +11,14 @@ Both losses are *relative* (``||G - G_s||² / ||G_s||²``, ``||F - F_c||² / ||F
 
 Layers. For EfficientNet-Lite (``efficientnet_lite0/1/2``) the defaults are style on
 ``_stem_act, _blocks.1, _blocks.3, _blocks.5`` (colour and edges up to small motifs: the ends
-of the first stages) and content on ``_blocks.5``. Adding a deeper style layer (``_blocks.8``)
-imprints the style image's *objects* (a cup's outline on a rocket) and lowers the Gram drop
-reached in 300 steps (86-94 % against 95-98 % without it on three sample pairs); shallower
-content layers keep the photo too literally, deeper ones (``_blocks.10``+) let the layout
-drift. Adam at lr 0.2 with a constant rate gets further in 300 steps than 0.1 or a cosine
-decay (measured on the same pairs). Other models get layers spread over their first two thirds (:func:`default_layers`).
+of the first stages) and content on ``_blocks.5``. A deeper style layer (``_blocks.8``)
+imprints the style image's *objects* (a cup's outline on a rocket) and keeps less of the
+content. The content layer was not tuned: ``_blocks.5`` is the deepest style layer, and its
+map (1/16 of the image side) still holds the layout. On three scikit-image pairs at 192 px,
+300 steps: with ``_blocks.8`` and Adam 0.1 with cosine decay the Gram loss fell 86-94 %; these
+four layers with a constant 0.2 reach 95-98 % (92-98 % at 256 px, see
+``benchmarks/style_speed.py``) with lower content loss.
+Other models get layers spread over their first two thirds (:func:`default_layers`).
 
 Extras: several styles blend by weighting their Gram matrices; ``preserve_color`` keeps the
 content's colours (the result's luminance with the content's chroma, in YIQ); the result
