@@ -1,6 +1,6 @@
 """Fidelity of class visualizations: do renders made on lite0 transfer to lite1 and lite2?
 
-    python benchmarks/quality.py [--steps 256] [--out /tmp/fv-quality] [render options]
+    python benchmarks/quality.py [--out /tmp/fv-quality] [render options; default: render's defaults]
 
 The protocol of ../shared/REFERENCE.md (Fel et al. 2023's transferability): 20 seeded ImageNet
 classes are rendered on lite0 at 224 px with the given settings, saved as 8-bit images, and
@@ -62,12 +62,13 @@ def render_classes(model: fv.FeatureModel, classes: list[int], batch: int, **kwa
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=256)
+    ap.add_argument("--steps", type=int)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--batch", type=int, default=10)
-    ap.add_argument("--lr", type=float, default=0.05)
-    ap.add_argument("--param", default="fourier")
-    ap.add_argument("--transforms", default="standard")
+    ap.add_argument("--lr", type=float)
+    ap.add_argument("--param")
+    ap.add_argument("--transforms")
+    ap.add_argument("--schedule")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--classes", type=int, default=len(CLASSES), help="use the first N classes")
@@ -77,25 +78,36 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     classes = CLASSES[: args.classes]
     lite0 = fv.load_model("efficientnet_lite0")
+    options = {k: getattr(args, k) for k in ("steps", "lr", "param", "transforms", "schedule")}
+    options = {k: v for k, v in options.items() if v is not None}  # unset: render's defaults
     images, seconds = render_classes(
-        lite0, classes, args.batch, size=args.size, steps=args.steps, lr=args.lr, param=args.param,
-        transforms=args.transforms, seed=args.seed, progress=False,
+        lite0, classes, args.batch, size=args.size, seed=args.seed, progress=False, **options
     )
     images = quantize(images)
     args.out.mkdir(parents=True, exist_ok=True)
     fv.save_image(images, args.out / "grid.png")
-    report = {"label": args.label, "settings": {k: str(v) for k, v in vars(args).items()},
-              "seconds_per_image": seconds / len(classes), "lite0": judge(lite0, images, classes)}
+    report = {
+        "label": args.label,
+        "settings": {k: str(v) for k, v in vars(args).items()},
+        "seconds_per_image": seconds / len(classes),
+        "lite0": judge(lite0, images, classes),
+    }
     for name in ("efficientnet_lite1", "efficientnet_lite2"):
         judge_model = fv.load_model(name)
         report[name] = judge(judge_model, images, classes)
         report[name + " degraded"] = judge(judge_model, degrade(images), classes)
     (args.out / "report.json").write_text(json.dumps(report, indent=1))
     r = report
-    l1, l2, d1, d2 = (r["efficientnet_lite1"], r["efficientnet_lite2"], r["efficientnet_lite1 degraded"],
-                      r["efficientnet_lite2 degraded"])
-    print("| method | s/image | lite0 top-1 | lite1 top-1 / top-5 / mean p / min p | lite2 top-1 / top-5 / mean p "
-          "/ min p | degraded lite1 top-1 / top-5 / mean p | degraded lite2 top-1 / top-5 / mean p |")
+    l1, l2, d1, d2 = (
+        r["efficientnet_lite1"],
+        r["efficientnet_lite2"],
+        r["efficientnet_lite1 degraded"],
+        r["efficientnet_lite2 degraded"],
+    )
+    print(
+        "| method | s/image | lite0 top-1 | lite1 top-1 / top-5 / mean p / min p | lite2 top-1 / top-5 / mean p "
+        "/ min p | degraded lite1 top-1 / top-5 / mean p | degraded lite2 top-1 / top-5 / mean p |"
+    )
     print("|---|---|---|---|---|---|---|")
     print(
         f"| {args.label} | {r['seconds_per_image']:.1f} | {r['lite0']['top1']:.0%} "

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .commands import COMMANDS, _int_list, _positive, _positive_float, add_common, command
 from .errors import FeaturevisError
+from .render import DEFAULT_STEPS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,12 +69,13 @@ def _render_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", help='e.g. _blocks.8:12, _blocks.8:12@3,4, _blocks.8, class:285, class:"Egyptian cat"')
     p.add_argument("-o", "--output", default=None, help="output PNG/JPG (default: derived from the target)")
     p.add_argument("--size", type=_positive, help="image side in px (default: the model's input size)")
-    p.add_argument("--steps", type=_positive, default=256, help="optimization steps (default 256)")
+    p.add_argument("--steps", type=_positive, default=DEFAULT_STEPS, help=f"steps (default {DEFAULT_STEPS})")
     p.add_argument("--batch", type=_positive, default=1, help="images rendered together (a grid)")
     p.add_argument("--lr", type=_positive_float, default=0.05, help="Adam learning rate (default 0.05)")
     p.add_argument("--param", choices=["fourier", "pixel"], default="fourier", help="parameterization")
     p.add_argument("--no-decorrelate", action="store_true", help="optimize RGB instead of decorrelated colour")
     p.add_argument("--transforms", choices=["standard", "none"], default="standard")
+    p.add_argument("--schedule", choices=["cosine", "constant"], default="cosine", help="learning-rate schedule")
     p.add_argument("--diversity", type=float, default=0.0, help="weight of the batch diversity term")
     p.add_argument("--negative", action="store_true", help="minimize the target instead")
     p.add_argument("--snapshots", type=_int_list, default=[], help="also save images after these steps")
@@ -131,7 +133,7 @@ def run_render(args: argparse.Namespace) -> int:
 # -- demo --------------------------------------------------------------------------------
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="featurevis-demo", help="output folder (default ./featurevis-demo)")
-    p.add_argument("--steps", type=_positive, default=256, help="steps per render (default 256)")
+    p.add_argument("--steps", type=_positive, default=DEFAULT_STEPS, help=f"steps per render (default {DEFAULT_STEPS})")
     p.add_argument("--size", type=_positive, default=224, help="image side in px (default 224)")
     add_common(p)
 

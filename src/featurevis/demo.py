@@ -14,7 +14,7 @@ import torch
 
 from . import objectives as O
 from .images import save_image
-from .render import render, resolve_device
+from .render import DEFAULT_STEPS, render, resolve_device
 from .zoo import load_model
 
 #: (layer, channels, what a viewer should expect) from early to late blocks.
@@ -32,7 +32,7 @@ DEMO_CLASSES = [285, 967, 130, 948, 323, 980]
 def run_demo(
     out: Path,
     *,
-    steps: int = 256,
+    steps: int = DEFAULT_STEPS,
     size: int = 224,
     seed: int = 0,
     device: str | None = None,

@@ -60,6 +60,11 @@ class RenderResult:
         return f"RenderResult({self.objective}, {b} image(s) {w}x{h}, values [{vals}])"
 
 
+#: Default number of steps: with the standard transforms and cosine schedule, class renders
+#: transfer to other networks markedly better at 384 than at 256 steps (benchmarks/quality.py).
+DEFAULT_STEPS = 384
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -180,7 +185,7 @@ def render(
     *,
     size: int | None = None,
     batch: int = 1,
-    steps: int = 256,
+    steps: int = DEFAULT_STEPS,
     lr: float = 0.05,
     seed: int = 0,
     param: str | Parameterization = "fourier",
@@ -191,7 +196,7 @@ def render(
     device: str | torch.device | None = None,
     snapshots: Sequence[int] = (),
     progress: bool = True,
-    schedule: str = "constant",
+    schedule: str = "cosine",
 ) -> RenderResult:
     """Optimize images that maximize ``objective`` on ``model``.
 
@@ -203,6 +208,7 @@ def render(
         param: ``"fourier"`` (default), ``"pixel"``, or a :class:`Parameterization` instance.
         transforms: ``"standard"``, ``None``/``"none"``, or a callable ``(images, generator)``.
         diversity: weight of a Gram-diversity term on the objective's first layer.
+        schedule: ``"cosine"`` (default: the last steps refine) or ``"constant"`` learning rate.
         snapshots: steps after which to keep a copy of the images.
     Returns:
         A :class:`RenderResult`; Ctrl-C ends early and returns the images so far.

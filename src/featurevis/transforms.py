@@ -166,17 +166,22 @@ class Noise:
 
 
 def standard(size: int | None = None) -> Compose:
-    """The default set: pad, jitter, per-image affine (scale/rotate/shift), random down-scale.
+    """The default set, tuned for transfer to other networks (``benchmarks/quality.py``).
 
-    ``size`` is the render size; the padding and jitter scale with it (tuned at 224 px).
+    Pad and jitter; a per-image affine (scale 0.8-1.2, +-15 degrees, small shift); half of
+    the steps at a lower resolution (blur without changing scale); a random final scale of
+    0.7-1.2 (objects must work at the sizes other networks see them); light pixel noise.
+    ``size`` is the render size; padding and jitter scale with it (tuned at 224 px).
     """
     k = (size or 224) / 224
     return Compose(
         [
             Pad(round(12 * k)),
             Jitter(round(8 * k)),
-            RandomAffine(scale=(0.9, 1.1), degrees=10.0, translate=0.03),
-            RandomScale((0.6, 1.0)),
+            RandomAffine(scale=(0.8, 1.2), degrees=15.0, translate=0.03),
+            RandomResolution((0.4, 1.0), p=0.5),
+            RandomScale((0.7, 1.2)),
+            Noise(0.03),
         ]
     )
 
