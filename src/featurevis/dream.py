@@ -18,7 +18,6 @@ Gradient ascent on the user's own photo (Mordvintsev et al. 2015), the classic r
 from __future__ import annotations
 
 import argparse
-import io
 import math
 import os
 import time
@@ -34,7 +33,7 @@ from tqdm.auto import tqdm
 from . import objectives as O
 from .commands import _positive, _positive_float, add_common, command
 from .errors import FeaturevisError
-from .images import atomic_write, check_writable, load_image, save_image, to_pil
+from .images import ShowsImage, atomic_write, check_writable, load_image, save_image, to_pil
 from .model import INPUT, LOGITS, FeatureModel
 from .objectives import Objective
 from .render import resolve_device, validate
@@ -53,7 +52,7 @@ LayerSpec = str | Sequence[str] | Mapping[str, float] | Objective | None
 
 
 @dataclass
-class DreamResult:
+class DreamResult(ShowsImage):
     """A dreamed photo and how it was made. Displays itself in notebooks; ``save()`` writes it."""
 
     image: torch.Tensor  # 1×3×H×W in [0, 1], on the CPU, the photo's own size
@@ -69,18 +68,6 @@ class DreamResult:
         """How many times the objective grew (after / before); NaN unless it started positive
         (a class logit or channel can start negative, where only the difference means anything)."""
         return self.after / self.before if self.before > 0 else math.nan
-
-    def save(self, path: str | os.PathLike, **pil_kwargs) -> Path:
-        """Write the image atomically; the format follows the suffix."""
-        return save_image(self.image, path, **pil_kwargs)
-
-    def to_pil(self) -> Image.Image:
-        return to_pil(self.image)
-
-    def _repr_png_(self) -> bytes:
-        buf = io.BytesIO()
-        self.to_pil().save(buf, format="PNG")
-        return buf.getvalue()
 
     def __repr__(self) -> str:
         h, w = self.image.shape[-2:]

@@ -7,6 +7,7 @@ half-written image, and read errors become one-line ``FeaturevisError`` messages
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import os
 import tempfile
@@ -120,6 +121,31 @@ def save_image(img: torch.Tensor, path: str | os.PathLike, **pil_kwargs) -> Path
     with atomic_write(p) as tmp:
         to_pil(img).save(tmp, format=fmt, **pil_kwargs)
     return p
+
+
+class ShowsImage:
+    """``save()``, ``to_pil()`` and inline notebook display for a result holding ``image``.
+
+    Results of every recipe share this, so each one shows and saves the same way.
+    """
+
+    image: torch.Tensor
+
+    def shown(self) -> torch.Tensor:
+        """The picture to save and display (a recipe with a batch shows a grid)."""
+        return self.image
+
+    def save(self, path: str | os.PathLike, **pil_kwargs) -> Path:
+        """Write the image atomically; the format follows the suffix."""
+        return save_image(self.shown(), path, **pil_kwargs)
+
+    def to_pil(self) -> Image.Image:
+        return to_pil(self.shown())
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.to_pil().save(buf, format="PNG")
+        return buf.getvalue()
 
 
 def check_writable(path: str | os.PathLike) -> Path:

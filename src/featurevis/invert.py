@@ -13,7 +13,6 @@ works at every layer of every model, and the same number is the figure reported.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,12 +20,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from . import objectives as O
 from .commands import _positive, _positive_float, add_common, command
 from .errors import FeaturevisError
-from .images import check_writable, load_image, make_grid, save_image, to_pil
+from .images import ShowsImage, check_writable, load_image, make_grid, save_image
 from .model import INPUT, FeatureModel
 from .objectives import Objective
 from .param import FourierImage, Parameterization, PixelImage
@@ -159,7 +157,7 @@ def _make_param(kind: str | Parameterization, hw: tuple[int, int], g: torch.Gene
 
 
 @dataclass
-class InversionResult:
+class InversionResult(ShowsImage):
     """A reconstruction and how close it came. Displays itself in notebooks; ``save()`` writes it."""
 
     image: torch.Tensor  # 1×3×H×W in [0, 1], CPU, the working size
@@ -171,17 +169,6 @@ class InversionResult:
     settings: dict = field(default_factory=dict)
     interrupted: bool = False
     seconds: float = 0.0
-
-    def save(self, path: str | os.PathLike) -> Path:
-        return save_image(self.image, path)
-
-    def to_pil(self) -> Image.Image:
-        return to_pil(self.image)
-
-    def _repr_png_(self) -> bytes:
-        buf = io.BytesIO()
-        self.to_pil().save(buf, format="PNG")
-        return buf.getvalue()
 
     def __repr__(self) -> str:
         return (

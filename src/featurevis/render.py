@@ -7,7 +7,6 @@ public :func:`render` sets it up for feature visualization from scratch.
 from __future__ import annotations
 
 import contextlib
-import io
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from tqdm.auto import tqdm
 
 from . import transforms as T
 from .errors import FeaturevisError
-from .images import make_grid, save_image, to_pil
+from .images import ShowsImage, make_grid, save_image
 from .model import INPUT, FeatureModel
 from .objectives import Objective, as_objective
 from .param import Parameterization, make_param
@@ -27,7 +26,7 @@ from .zoo import as_model
 
 
 @dataclass
-class RenderResult:
+class RenderResult(ShowsImage):
     """Images and how they were made. Displays itself in notebooks; ``save()`` writes a file."""
 
     images: torch.Tensor  # B×3×H×W in [0, 1], on the CPU
@@ -42,17 +41,12 @@ class RenderResult:
     def grid(self, ncols: int | None = None) -> torch.Tensor:
         return make_grid(self.images, ncols) if len(self.images) > 1 else self.images[0]
 
+    def shown(self) -> torch.Tensor:
+        return self.grid()
+
     def save(self, path: str | Path, ncols: int | None = None) -> Path:
         """Write the image (a grid for a batch) atomically."""
         return save_image(self.grid(ncols), path)
-
-    def to_pil(self):
-        return to_pil(self.grid())
-
-    def _repr_png_(self) -> bytes:
-        buf = io.BytesIO()
-        self.to_pil().save(buf, format="PNG")
-        return buf.getvalue()
 
     def __repr__(self) -> str:
         b, _, h, w = self.images.shape
@@ -259,6 +253,7 @@ def render(
         param=param if isinstance(param, str) else type(param).__name__,
         decorrelate=decorrelate,
         transforms=transforms if isinstance(transforms, str) or transforms is None else repr(transforms),
-        diversity=diversity, schedule=schedule,
+        diversity=diversity,
+        schedule=schedule,
     )
     return result

@@ -28,7 +28,6 @@ comes back at the content's own size (work happens at ``size`` px, then upsample
 from __future__ import annotations
 
 import argparse
-import io
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,12 +35,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from . import objectives as O
 from .commands import _positive, _positive_float, add_common, command
 from .errors import FeaturevisError
-from .images import check_writable, load_image, save_image, to_pil
+from .images import ShowsImage, check_writable, load_image
 from .invert import ImageLike, as_image, depth_layers, fit_size, parse_layers, relative_error
 from .model import FeatureModel
 from .objectives import Objective
@@ -127,7 +125,7 @@ def preserve_color(result: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
 
 # -- the recipe -----------------------------------------------------------------------------
 @dataclass
-class StyleResult:
+class StyleResult(ShowsImage):
     """A stylized image and its losses. Displays itself in notebooks; ``save()`` writes it."""
 
     image: torch.Tensor  # 1×3×H×W in [0, 1], CPU, the content's own size
@@ -143,17 +141,6 @@ class StyleResult:
     def style_drop(self) -> float:
         """Fraction of the starting style loss removed (0.95 = 95 % lower)."""
         return 1 - self.style_after / self.style_before if self.style_before > 0 else 0.0
-
-    def save(self, path: str | os.PathLike, **pil_kwargs) -> Path:
-        return save_image(self.image, path, **pil_kwargs)
-
-    def to_pil(self) -> Image.Image:
-        return to_pil(self.image)
-
-    def _repr_png_(self) -> bytes:
-        buf = io.BytesIO()
-        self.to_pil().save(buf, format="PNG")
-        return buf.getvalue()
 
     def __repr__(self) -> str:
         h, w = self.image.shape[-2:]
