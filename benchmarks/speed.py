@@ -56,8 +56,7 @@ def floor_fn(net: torch.nn.Module, layer: str, ch: int, batch: int, size: int, t
 
 def render_fn(model: fv.FeatureModel, layer: str, ch: int, batch: int, size: int, transforms: str):
     def run(n: int) -> None:
-        fv.render(model, O.channel(layer, ch), size=size, batch=batch, steps=n, progress=False,
-                  transforms=transforms)
+        fv.render(model, O.channel(layer, ch), size=size, batch=batch, steps=n, progress=False, transforms=transforms)
 
     return run
 
@@ -77,20 +76,26 @@ def main() -> None:
     cases = [(128, 1), (128, 8), (224, 1), (224, 8)]
     rows = {
         "floor (published net, frozen, stopped at layer, input grad only)": lambda b, s: floor_fn(
-            published, args.layer, args.channel, b, s, trainable=False),
+            published, args.layer, args.channel, b, s, trainable=False
+        ),
         "plain full network, weights not frozen": lambda b, s: floor_fn(
-            published, args.layer, args.channel, b, s, trainable=True),
+            published, args.layer, args.channel, b, s, trainable=True
+        ),
         "featurevis render step, no transforms (net sees nominal size)": lambda b, s: render_fn(
-            model, args.layer, args.channel, b, s, "none"),
+            model, args.layer, args.channel, b, s, "none"
+        ),
         "featurevis render step, default (standard transforms)": lambda b, s: render_fn(
-            model, args.layer, args.channel, b, s, "standard"),
+            model, args.layer, args.channel, b, s, "standard"
+        ),
     }
     results: dict[str, list[float]] = {}
     for name, make in rows.items():
         results[name] = [time_steps(make(b, s), args.steps, args.repeats) * 1000 for s, b in cases]
     floor = results[next(iter(rows))]
-    print(f"EfficientNet-Lite0, channel {args.layer}:{args.channel}, {args.threads} threads, "
-          f"min of {args.repeats} x {args.steps} steps; ms/step (ratio to floor)")
+    print(
+        f"EfficientNet-Lite0, channel {args.layer}:{args.channel}, {args.threads} threads, "
+        f"min of {args.repeats} x {args.steps} steps; ms/step (ratio to floor)"
+    )
     print("| what | " + " | ".join(f"{s} px b{b}" for s, b in cases) + " |")
     print("|---|" + "---|" * len(cases))
     for name, ms in results.items():

@@ -65,6 +65,15 @@ def test_nan_stops_and_keeps_last_good_image(tiny):
     assert torch.isfinite(r.images).all() and len(r.history) == 20
 
 
+def test_schedule_is_applied(tiny):
+    const = fv.render(tiny, "conv3:1", size=32, steps=20, progress=False, schedule="constant")
+    cosine = fv.render(tiny, "conv3:1", size=32, steps=20, progress=False, schedule="cosine")
+    assert not torch.allclose(const.images, cosine.images)
+    assert cosine.settings["schedule"] == "cosine"
+    with pytest.raises(fv.FeaturevisError, match="unknown schedule"):
+        fv.render(tiny, "conv3:1", size=32, steps=2, progress=False, schedule="linear")
+
+
 def test_diversity_makes_batch_images_differ(tiny):
     plain = fv.render(tiny, "conv3:2", size=32, batch=2, steps=30, progress=False)
     diverse = fv.render(tiny, "conv3:2", size=32, batch=2, steps=30, diversity=50.0, progress=False)

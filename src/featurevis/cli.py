@@ -75,7 +75,7 @@ def _render_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--param", choices=["fourier", "pixel"], default="fourier", help="parameterization")
     p.add_argument("--no-decorrelate", action="store_true", help="optimize RGB instead of decorrelated colour")
     p.add_argument("--transforms", choices=["standard", "none"], default="standard")
-    p.add_argument("--schedule", choices=["cosine", "constant"], default="cosine", help="learning-rate schedule")
+    p.add_argument("--schedule", choices=["constant", "cosine"], default="constant", help="learning-rate schedule")
     p.add_argument("--diversity", type=float, default=0.0, help="weight of the batch diversity term")
     p.add_argument("--negative", action="store_true", help="minimize the target instead")
     p.add_argument("--snapshots", type=_int_list, default=[], help="also save images after these steps")

@@ -54,7 +54,7 @@ class RenderResult(ShowsImage):
         return f"RenderResult({self.objective}, {b} image(s) {w}x{h}, values [{vals}])"
 
 
-#: Default number of steps: with the standard transforms and cosine schedule, class renders
+#: Default number of steps: with the standard transforms, class renders
 #: transfer to other networks markedly better at 384 than at 256 steps (benchmarks/quality.py).
 DEFAULT_STEPS = 384
 
@@ -190,7 +190,7 @@ def render(
     device: str | torch.device | None = None,
     snapshots: Sequence[int] = (),
     progress: bool = True,
-    schedule: str = "cosine",
+    schedule: str = "constant",
 ) -> RenderResult:
     """Optimize images that maximize ``objective`` on ``model``.
 
@@ -202,7 +202,7 @@ def render(
         param: ``"fourier"`` (default), ``"pixel"``, or a :class:`Parameterization` instance.
         transforms: ``"standard"``, ``None``/``"none"``, or a callable ``(images, generator)``.
         diversity: weight of a Gram-diversity term on the objective's first layer.
-        schedule: ``"cosine"`` (default: the last steps refine) or ``"constant"`` learning rate.
+        schedule: ``"constant"`` learning rate (default) or ``"cosine"`` decay to 10 %.
         snapshots: steps after which to keep a copy of the images.
     Returns:
         A :class:`RenderResult`; Ctrl-C ends early and returns the images so far.
@@ -241,6 +241,7 @@ def render(
         optimizer=optimizer,
         snapshots=snapshots,
         progress=progress,
+        schedule=schedule,
     )
     result.settings = dict(
         model=fm.name,
