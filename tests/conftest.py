@@ -31,6 +31,16 @@ class Tiny(nn.Module):
 
 
 @pytest.fixture
+def one_thread():
+    """One intra-op thread for modules of small images: they gain nothing from two, and on a
+    shared 2-core machine two threads per process can wait on each other 100x longer."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def tiny() -> fv.FeatureModel:
     torch.manual_seed(0)
     return fv.FeatureModel(Tiny(), input_size=32, labels=[f"class{i}" for i in range(10)], name="tiny")

@@ -17,15 +17,7 @@ from featurevis.cli import main
 from featurevis.dream import dream_terms, load_mask, octave_shapes, save_video, zoom_in
 from featurevis.tiling import tile_boxes, tiled_gradient, tiled_value
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: these small images gain nothing from two, and on a shared 2-core
-    machine two threads can wait on each other for orders of magnitude longer."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small(photo: torch.Tensor, height: int) -> torch.Tensor:

@@ -10,14 +10,7 @@ import featurevis as fv
 from featurevis.cli import main
 from featurevis.invert import as_image, depth_layers, invert_depths, strip
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two threads contend and run 100x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_reconstruction_matches_features_far_better_than_noise(lite0, photos):

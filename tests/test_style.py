@@ -12,14 +12,7 @@ from featurevis.fast_style import TransformNet, load_style_net, stylize, train_s
 from featurevis.invert import relative_error
 from featurevis.style import default_layers, gram, preserve_color, style_grams, style_loss
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two threads contend and run 100x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _hubble() -> torch.Tensor:

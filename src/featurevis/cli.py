@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .commands import COMMANDS, _int_list, _positive, _positive_float, add_common, command
+from .commands import COMMANDS, _int_list, _positive, _positive_float, add_common, command, model_from_args
 from .errors import FeaturevisError
 from .render import DEFAULT_STEPS
 
@@ -90,13 +90,11 @@ def _default_output(target: str) -> str:
 @command("render", "render a feature visualization of a channel, neuron, layer or class", _render_args)
 def run_render(args: argparse.Namespace) -> int:
     from .images import check_writable
-    from .render import render, resolve_device
+    from .render import render
     from .targets import parse_target
-    from .zoo import load_model
 
     out = check_writable(args.output or _default_output(args.target))
-    model = load_model(args.model)
-    model.to(resolve_device(args.device))
+    model = model_from_args(args)
     obj = parse_target(model, args.target)
     if args.negative:
         obj = -obj

@@ -55,3 +55,11 @@ def _int_list(text: str) -> list[int]:
         return [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+
+
+def model_from_args(args: argparse.Namespace):
+    """The zoo model named by ``args.model``, on the device ``args.device`` asks for."""
+    from .render import resolve_device
+    from .zoo import load_model
+
+    return load_model(args.model).to(resolve_device(args.device))

@@ -31,7 +31,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from . import objectives as O
-from .commands import _positive, _positive_float, add_common, command
+from .commands import _positive, _positive_float, add_common, command, model_from_args
 from .errors import FeaturevisError
 from .images import ShowsImage, atomic_write, check_writable, load_image, save_image, to_pil
 from .model import INPUT, LOGITS, FeatureModel
@@ -486,7 +486,6 @@ def _dream_args(p: argparse.ArgumentParser) -> None:
 
 @command("dream", "DeepDream: amplify what a layer detects in your photo", _dream_args)
 def run_dream(args: argparse.Namespace) -> int:
-    from .zoo import load_model
 
     photo_path = Path(args.photo)
     video = args.frames is not None
@@ -498,8 +497,7 @@ def run_dream(args: argparse.Namespace) -> int:
     photo = load_image(photo_path)
     guide = load_image(args.guide) if args.guide else None
     mask = load_mask(args.mask, tuple(photo.shape[-2:])) if args.mask else None
-    model = load_model(args.model)
-    model.to(resolve_device(args.device))
+    model = model_from_args(args)
     _objective(model, args.layers, None)  # unknown layers fail here, before the guide's features
     kwargs = dict(
         octaves=args.octaves,

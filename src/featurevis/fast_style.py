@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import objectives as O
-from .commands import _positive, _positive_float, add_common, command
+from .commands import _positive, _positive_float, add_common, command, model_from_args
 from .errors import FeaturevisError
 from .images import atomic_write, check_writable, load_image, save_image
 from .invert import ImageLike, as_image, fit_size
@@ -371,14 +371,12 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 @command("style-train", "fast style: train a small network to apply one style in one pass", _train_args)
 def run_style_train(args: argparse.Namespace) -> int:
-    from .zoo import load_model
 
     style_path = Path(args.style)
     out = _check_net_path(args.output or f"{style_path.stem}-net.pt")
     style = load_image(style_path)
     photos = load_folder(args.images) if args.images else None
-    model = load_model(args.model)
-    model.to(resolve_device(args.device))
+    model = model_from_args(args)
     sn = train_style_net(
         model,
         style,

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from . import objectives as O
-from .commands import _positive, _positive_float, add_common, command
+from .commands import _positive, _positive_float, add_common, command, model_from_args
 from .errors import FeaturevisError
 from .images import ShowsImage, check_writable, load_image, make_grid, save_image
 from .model import INPUT, FeatureModel
@@ -314,7 +314,6 @@ def _invert_args(p: argparse.ArgumentParser) -> None:
 
 @command("invert", "feature inversion: reconstruct a photo from one layer's representation", _invert_args)
 def run_invert(args: argparse.Namespace) -> int:
-    from .zoo import load_model
 
     if not args.layers and not args.all_layers:
         raise FeaturevisError("give -l LAYER or --all-layers")
@@ -324,8 +323,7 @@ def run_invert(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else Path(f"{photo_path.stem}-invert.png")
     check_writable(out)
     photo = load_image(photo_path)
-    model = load_model(args.model)
-    model.to(resolve_device(args.device))
+    model = model_from_args(args)
     kw = dict(
         size=args.size,
         steps=args.steps,

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from . import objectives as O
-from .commands import _positive, _positive_float, add_common, command
+from .commands import _positive, _positive_float, add_common, command, model_from_args
 from .errors import FeaturevisError
 from .images import ShowsImage, check_writable, load_image
 from .invert import ImageLike, as_image, depth_layers, fit_size, parse_layers, relative_error
@@ -311,7 +311,6 @@ def _style_args(p: argparse.ArgumentParser) -> None:
 
 @command("style", "style transfer: repaint a photo in the style of other images (Gatys et al.)", _style_args)
 def run_style(args: argparse.Namespace) -> int:
-    from .zoo import load_model
 
     if args.tv < 0:
         raise FeaturevisError("--tv must be >= 0")
@@ -322,8 +321,7 @@ def run_style(args: argparse.Namespace) -> int:
     styles = [load_image(s) for s in args.style]
     if args.blend is not None and len(args.blend) != len(styles):
         raise FeaturevisError(f"--blend has {len(args.blend)} weight(s) for {len(styles)} style image(s)")
-    model = load_model(args.model)
-    model.to(resolve_device(args.device))
+    model = model_from_args(args)
     r = style_transfer(
         model,
         content,
