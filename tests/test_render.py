@@ -84,6 +84,17 @@ def test_diversity_makes_batch_images_differ(tiny):
     assert gap(diverse) > gap(plain)
 
 
+def test_class_diversity_compares_a_spatial_layer(tiny):
+    from featurevis.render import _diversity_layer
+
+    assert _diversity_layer(tiny, O.class_logit(3), 32) == "relu2"  # ~60 % deep, has a C×H×W map
+    assert _diversity_layer(tiny, O.channel("conv3", 1) + O.class_logit(3), 32) == "conv3"
+    r = fv.render(tiny, "class:3", size=32, batch=2, steps=5, diversity=1.0, progress=False)
+    assert "diversity(relu2)" in r.objective
+    with pytest.raises(fv.FeaturevisError, match="unknown layer"):
+        fv.render(tiny, "class:3", batch=2, steps=1, diversity=1.0, diversity_layer="nope", progress=False)
+
+
 def test_bad_channel_and_layer_fail_before_work(tiny):
     with pytest.raises(fv.FeaturevisError, match=r"channel 99 out of range: conv2 has channels 0\.\.15"):
         fv.render(tiny, "conv2:99", steps=1, progress=False)

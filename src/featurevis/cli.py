@@ -77,6 +77,7 @@ def _render_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--transforms", choices=["standard", "none"], default="standard")
     p.add_argument("--schedule", choices=["constant", "cosine"], default="constant", help="learning-rate schedule")
     p.add_argument("--diversity", type=float, default=0.0, help="weight of the batch diversity term")
+    p.add_argument("--diversity-layer", default=None, help="layer the diversity term compares (default: auto)")
     p.add_argument("--negative", action="store_true", help="minimize the target instead")
     p.add_argument("--snapshots", type=_int_list, default=[], help="also save images after these steps")
     add_common(p)
@@ -110,6 +111,7 @@ def run_render(args: argparse.Namespace) -> int:
         decorrelate=not args.no_decorrelate,
         transforms=args.transforms,
         diversity=args.diversity,
+        diversity_layer=args.diversity_layer,
         snapshots=args.snapshots,
         progress=not args.quiet,
     )

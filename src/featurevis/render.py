@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from . import objectives as O
 from . import transforms as T
 from .errors import FeaturevisError
 from .images import ShowsImage, make_grid, save_image
@@ -164,6 +165,22 @@ def optimize(
     )
 
 
+def _diversity_layer(model: FeatureModel, objective: Objective, size: int) -> str:
+    """A layer whose Gram matrices say how different two images look.
+
+    The objective's own spatial layer when it has one; a class logit has no spatial map, so
+    then a layer ~60 % deep (style and parts, not pixels) among the model's top-level ones.
+    """
+    spatial = [info.name for info in model.layers(size) if len(info.shape) == 3]
+    own = sorted(set(spatial) & objective.layers)
+    if own:
+        return own[0]
+    top = [n for n in spatial if n.count(".") <= 1] or spatial
+    if not top:
+        raise FeaturevisError("diversity needs a model with spatial (C×H×W) layers")
+    return top[int(0.6 * (len(top) - 1))]
+
+
 def _scheduler(opt: torch.optim.Optimizer, schedule: str, steps: int):
     """``constant``, or ``cosine``: decay to 10 % so the last steps refine instead of wander."""
     if schedule == "constant":
@@ -186,6 +203,7 @@ def render(
     decorrelate: bool = True,
     transforms: str | Callable | None = "standard",
     diversity: float = 0.0,
+    diversity_layer: str | None = None,
     optimizer: Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer] | None = None,
     device: str | torch.device | None = None,
     snapshots: Sequence[int] = (),
@@ -201,7 +219,9 @@ def render(
         batch: number of images; objectives without ``batch=`` apply to all of them.
         param: ``"fourier"`` (default), ``"pixel"``, or a :class:`Parameterization` instance.
         transforms: ``"standard"``, ``None``/``"none"``, or a callable ``(images, generator)``.
-        diversity: weight of a Gram-diversity term on the objective's first layer.
+        diversity: weight of a Gram-diversity term that pushes the batch's images apart.
+        diversity_layer: where that term compares images (default: the objective's first
+            spatial layer; for a class, a layer about 60 % of the way through the network).
         schedule: ``"constant"`` learning rate (default) or ``"cosine"`` decay to 10 %.
         snapshots: steps after which to keep a copy of the images.
     Returns:
@@ -212,12 +232,7 @@ def render(
     size = size or fm.input_size
     obj = parse_target(fm, objective) if isinstance(objective, str) else as_objective(objective)
     if diversity:
-        from .objectives import diversity as diversity_term
-
-        layer = sorted(obj.layers - {INPUT})[0] if obj.layers - {INPUT} else None
-        if layer is None:
-            raise FeaturevisError("diversity needs an objective that reads a layer")
-        obj = obj + diversity * diversity_term(layer)
+        obj = obj + diversity * O.diversity(diversity_layer or _diversity_layer(fm, obj, size))
     validate(fm, obj, size)
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -255,6 +270,7 @@ def render(
         decorrelate=decorrelate,
         transforms=transforms if isinstance(transforms, str) or transforms is None else repr(transforms),
         diversity=diversity,
+        diversity_layer=diversity_layer,
         schedule=schedule,
     )
     return result
