@@ -3,8 +3,9 @@
     python benchmarks/speed.py [--steps 32] [--repeats 3] [--layer _blocks.8]
 
 Rows (all on EfficientNet-Lite0, channel objective on ``--layer``, 2 torch threads):
-- floor: the packaged network as published (BN unfused), weights frozen, forward stopped after
-  the layer, backward to the input only: the cheapest any library can do with that network.
+- floor: the packaged network as published (BN unfused, default NCHW layout), weights frozen,
+  forward stopped after the layer, backward to the input only.
+- the same floor in channels_last (NHWC) layout, which featurevis uses by default.
 - plain: the full network with trainable weights (what a naive loop costs).
 - featurevis: a whole ``render`` step (Fourier param, standard transforms, model, objective,
   Adam). Its transforms down-scale randomly, so its network sees ~0.8x the nominal size;
@@ -35,8 +36,10 @@ def time_steps(fn, steps: int, repeats: int) -> float:
     return best
 
 
-def floor_fn(net: torch.nn.Module, layer: str, ch: int, batch: int, size: int, trainable: bool):
-    fm = fv.FeatureModel(net, mean=(127 / 255,) * 3, std=(128 / 255,) * 3)
+def floor_fn(
+    net: torch.nn.Module, layer: str, ch: int, batch: int, size: int, trainable: bool, channels_last: bool = False
+):
+    fm = fv.FeatureModel(net, mean=(127 / 255,) * 3, std=(128 / 255,) * 3, channels_last=channels_last)
     if trainable:
         fm.net.requires_grad_(True)
     x = torch.rand(batch, 3, size, size, requires_grad=True)
@@ -71,15 +74,21 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     sd = torch.load(efficientnet_lite.weights_path("efficientnet_lite0"), weights_only=True)
-    published = efficientnet_lite.EfficientNetLite.from_state_dict(sd).eval()
+
+    def published() -> torch.nn.Module:  # a fresh copy per case: FeatureModel may change its layout
+        return efficientnet_lite.EfficientNetLite.from_state_dict(sd).eval()
+
     model = fv.load_model("efficientnet_lite0")
     cases = [(128, 1), (128, 8), (224, 1), (224, 8)]
     rows = {
         "floor (published net, frozen, stopped at layer, input grad only)": lambda b, s: floor_fn(
-            published, args.layer, args.channel, b, s, trainable=False
+            published(), args.layer, args.channel, b, s, trainable=False
+        ),
+        "floor, but in channels_last memory layout": lambda b, s: floor_fn(
+            published(), args.layer, args.channel, b, s, trainable=False, channels_last=True
         ),
         "plain full network, weights not frozen": lambda b, s: floor_fn(
-            published, args.layer, args.channel, b, s, trainable=True
+            published(), args.layer, args.channel, b, s, trainable=True
         ),
         "featurevis render step, no transforms (net sees nominal size)": lambda b, s: render_fn(
             model, args.layer, args.channel, b, s, "none"

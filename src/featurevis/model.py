@@ -50,6 +50,9 @@ class FeatureModel(nn.Module):
         preprocess: a callable from [0, 1] images to the network's input (overrides mean/std).
         input_size: the side the network was trained at (default render size).
         labels: class names, index = logit position.
+        channels_last: run the network in NHWC memory layout. oneDNN (CPU) and cuDNN convolutions
+            are faster in it (lite0 forward+backward: 1.4-1.8x on this 2-core CPU); values are the
+            same up to float rounding.
     """
 
     def __init__(
@@ -62,9 +65,13 @@ class FeatureModel(nn.Module):
         input_size: int = 224,
         labels: Sequence[str] | None = None,
         name: str | None = None,
+        channels_last: bool = True,
     ):
         super().__init__()
         self.net = net.eval().requires_grad_(False)
+        self.channels_last = channels_last
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
         self.preprocess = preprocess
@@ -76,9 +83,10 @@ class FeatureModel(nn.Module):
 
     # -- preprocessing ---------------------------------------------------------------------
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        if self.preprocess is not None:
-            return self.preprocess(x)
-        return (x - self.mean) / self.std
+        x = self.preprocess(x) if self.preprocess is not None else (x - self.mean) / self.std
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
 
     def train(self, mode: bool = True) -> FeatureModel:
         # Visualization always runs the network in eval mode (BN statistics, no dropout).
