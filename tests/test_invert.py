@@ -8,7 +8,8 @@ from PIL import Image
 
 import featurevis as fv
 from featurevis.cli import main
-from featurevis.invert import as_image, depth_layers, invert_depths, strip
+from featurevis.images import as_image
+from featurevis.invert import depth_layers, invert_depths, strip
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

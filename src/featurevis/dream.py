@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from . import objectives as O
 from .commands import _positive, _positive_float, add_common, command, model_from_args
 from .errors import FeaturevisError
-from .images import ShowsImage, atomic_write, check_writable, load_image, save_image, to_pil
+from .images import ShowsImage, as_image, atomic_write, check_writable, load_image, save_image, to_pil
 from .model import INPUT, LOGITS, FeatureModel
 from .objectives import Objective
 from .render import resolve_device, validate
@@ -193,23 +193,6 @@ def _objective(
 
 
 # -- inputs -------------------------------------------------------------------------------
-def _as_image(x: torch.Tensor | str | os.PathLike, what: str) -> torch.Tensor:
-    if isinstance(x, (str, os.PathLike)):
-        return load_image(x)
-    if not isinstance(x, torch.Tensor):
-        raise FeaturevisError(f"{what} must be an image tensor or a file path, not {type(x).__name__}")
-    t = x.detach().float()
-    if t.dim() == 3:
-        t = t[None]
-    if t.dim() != 4 or t.shape[0] != 1 or t.shape[1] != 3:
-        raise FeaturevisError(f"{what} must be 3×H×W or 1×3×H×W, got {tuple(x.shape)}")
-    if min(t.shape[-2:]) < 2:
-        raise FeaturevisError(f"{what} is {t.shape[-1]}x{t.shape[-2]}; need at least 2x2 pixels")
-    if t.min() < 0 or t.max() > 1:
-        raise FeaturevisError(f"{what} values must lie in [0, 1] (got {t.min():.3g}..{t.max():.3g})")
-    return t
-
-
 def load_mask(x: torch.Tensor | str | os.PathLike, size: tuple[int, int]) -> torch.Tensor:
     """A ``1×1×H×W`` mask in [0, 1] at ``size``: white (1) dreams, black (0) keeps the photo."""
     if isinstance(x, (str, os.PathLike)):
@@ -283,8 +266,8 @@ def dream(
     if device is not None or isinstance(model, str):
         fm.to(resolve_device(device))
     dev = fm.device
-    photo = _as_image(image, "image").to(dev)
-    guide_t = _as_image(guide, "guide").to(dev) if guide is not None else None
+    photo = as_image(image, "image").to(dev)
+    guide_t = as_image(guide, "guide").to(dev) if guide is not None else None
     obj, _ = _objective(fm, layers, guide_t)
     validate(fm, obj, fm.input_size)
     height, width = photo.shape[-2:]
@@ -376,7 +359,7 @@ def dream_zoom(
     after keeping the frames so far. ``dream_kwargs`` go to :func:`dream` for every frame.
     """
     fm = as_model(model)
-    current = _as_image(image, "image")
+    current = as_image(image, "image")
     out: list[torch.Tensor] = []
     bar = tqdm(range(frames), desc="zoom", disable=not progress, dynamic_ncols=True)
     try:

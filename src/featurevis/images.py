@@ -73,6 +73,36 @@ def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = Non
     return from_pil(im)
 
 
+#: What recipes accept as an image: a tensor or a file path.
+ImageLike = torch.Tensor | str | os.PathLike
+
+
+def as_image(image: ImageLike, what: str = "image") -> torch.Tensor:
+    """A file path or tensor as ``1×3×H×W`` float in [0, 1]; grayscale/RGBA/integer tensors are
+    fixed up, so every recipe accepts the same inputs."""
+    if isinstance(image, (str, os.PathLike)):
+        return load_image(image)
+    t = torch.as_tensor(image)
+    if t.dim() == 2:
+        t = t[None]
+    if t.dim() == 3:
+        t = t[None]
+    if t.dim() != 4 or t.shape[0] != 1:
+        raise FeaturevisError(f"{what} must be 1×C×H×W, C×H×W or H×W, got shape {tuple(t.shape)}")
+    if not t.is_floating_point():
+        t = t.float() / (65535.0 if t.max() > 255 else 255.0)
+    c = t.shape[1]
+    if c == 1:
+        t = t.expand(1, 3, *t.shape[-2:])
+    elif c == 4:  # composite on white, like load_image does for files
+        t = t[:, :3] * t[:, 3:] + (1 - t[:, 3:])
+    elif c != 3:
+        raise FeaturevisError(f"{what} has {c} channels; need 1 (gray), 3 (RGB) or 4 (RGBA)")
+    if min(t.shape[-2:]) < 2:
+        raise FeaturevisError(f"{what} is {t.shape[-1]}x{t.shape[-2]}; need at least 2x2 pixels")
+    return t.float().clamp(0, 1).contiguous()
+
+
 def make_grid(images: torch.Tensor, ncols: int | None = None, pad: int = 2) -> torch.Tensor:
     """Tile a batch into one ``3×H×W`` image (white gaps), nearly square by default."""
     b, c, h, w = images.shape

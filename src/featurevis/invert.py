@@ -13,7 +13,6 @@ works at every layer of every model, and the same number is the figure reported.
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ import torch.nn.functional as F
 from . import objectives as O
 from .commands import _positive, _positive_float, add_common, command, model_from_args
 from .errors import FeaturevisError
-from .images import ShowsImage, check_writable, load_image, make_grid, save_image
+from .images import ImageLike, ShowsImage, as_image, check_writable, load_image, make_grid, save_image
 from .model import INPUT, FeatureModel
 from .objectives import Objective
 from .param import FourierImage, Parameterization, PixelImage
@@ -36,35 +35,8 @@ DEFAULT_SIZE = 224
 #: Number of layers ``--all-layers`` reconstructs, spread from shallow to deep.
 DEPTH_LAYERS = 6
 
-ImageLike = torch.Tensor | str | os.PathLike
-
 
 # -- shared helpers (also used by style transfer) -------------------------------------------
-def as_image(image: ImageLike, what: str = "image") -> torch.Tensor:
-    """A file path or tensor as ``1×3×H×W`` float in [0, 1]; grayscale/RGBA tensors are fixed up."""
-    if isinstance(image, (str, os.PathLike)):
-        return load_image(image)
-    t = torch.as_tensor(image)
-    if t.dim() == 2:
-        t = t[None]
-    if t.dim() == 3:
-        t = t[None]
-    if t.dim() != 4 or t.shape[0] != 1:
-        raise FeaturevisError(f"{what} must be 1×C×H×W, C×H×W or H×W, got shape {tuple(t.shape)}")
-    if not t.is_floating_point():
-        t = t.float() / (65535.0 if t.max() > 255 else 255.0)
-    c = t.shape[1]
-    if c == 1:
-        t = t.expand(1, 3, *t.shape[-2:])
-    elif c == 4:  # composite on white, like load_image does for files
-        t = t[:, :3] * t[:, 3:] + (1 - t[:, 3:])
-    elif c != 3:
-        raise FeaturevisError(f"{what} has {c} channels; need 1 (gray), 3 (RGB) or 4 (RGBA)")
-    if min(t.shape[-2:]) < 2:
-        raise FeaturevisError(f"{what} is {t.shape[-1]}x{t.shape[-2]}; need at least 2x2 pixels")
-    return t.float().clamp(0, 1).contiguous()
-
-
 def fit_size(image: torch.Tensor, size: int | None) -> torch.Tensor:
     """Resize so the longest side is ``size`` (aspect kept; ``None`` keeps the image as is)."""
     if size is None:
