@@ -26,7 +26,7 @@ from .errors import FeaturevisError
 from .images import ImageLike, ShowsImage, as_image, check_writable, load_image, make_grid, save_image
 from .model import INPUT, FeatureModel
 from .objectives import Objective
-from .param import FourierImage, Parameterization, PixelImage
+from .param import Parameterization, make_param
 from .render import optimize, resolve_device, validate
 from .zoo import DEFAULT_MODEL, as_model
 
@@ -121,11 +121,7 @@ def _make_param(kind: str | Parameterization, hw: tuple[int, int], g: torch.Gene
         if tuple(kind.size) != hw or kind.batch != 1:
             raise FeaturevisError(f"parameterization makes {kind.batch}×{kind.size}, the photo needs 1×{hw}")
         return kind
-    if kind == "pixel":
-        return PixelImage(1, hw, sd=0.5, decorrelate=True, generator=g)
-    if kind == "fourier":
-        return FourierImage(1, hw, sd=0.5, generator=g)
-    raise FeaturevisError(f"unknown parameterization {kind!r}: choose pixel or fourier")
+    return make_param(kind, 1, hw, sd=0.5, generator=g)
 
 
 @dataclass

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .errors import FeaturevisError
+
 # Square root of ImageNet's RGB colour covariance, via SVD (the constant Lucid publishes).
 _COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
 COLOR_CORRELATION = _COLOR_SQRT / _COLOR_SQRT.norm(dim=0).max()
@@ -124,12 +126,13 @@ def make_param(
     batch: int,
     size: int | tuple[int, int],
     *,
+    sd: float = 0.01,
     decorrelate: bool = True,
     generator: torch.Generator | None = None,
 ) -> Parameterization:
-    """A parameterization by name: ``fourier`` (default) or ``pixel``."""
+    """A parameterization by name: ``fourier`` (default) or ``pixel``; ``sd`` is the initial noise."""
     if kind == "fourier":
-        return FourierImage(batch, size, decorrelate=decorrelate, generator=generator)
+        return FourierImage(batch, size, sd=sd, decorrelate=decorrelate, generator=generator)
     if kind == "pixel":
-        return PixelImage(batch, size, decorrelate=decorrelate, generator=generator)
-    raise ValueError(f"unknown parameterization {kind!r}: choose fourier or pixel")
+        return PixelImage(batch, size, sd=sd, decorrelate=decorrelate, generator=generator)
+    raise FeaturevisError(f"unknown parameterization {kind!r}: choose fourier or pixel")
