@@ -80,6 +80,7 @@ class FeatureModel(nn.Module):
         self.name = name or type(net).__name__
         self._modules_by_name = {n: m for n, m in net.named_modules() if n}
         self._layer_cache: dict[tuple[int, int], list[LayerInfo]] = {}
+        self._output_shape: dict[tuple[int, int], tuple[int, ...]] = {}
 
     # -- preprocessing ---------------------------------------------------------------------
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
@@ -131,7 +132,8 @@ class FeatureModel(nn.Module):
                 hooks.append(mod.register_forward_hook(make_hook(name)))
             try:
                 with torch.no_grad():
-                    self.net(self.normalize(torch.zeros(1, 3, size, size, device=self.device)))
+                    out = _first_tensor(self.net(self.normalize(torch.zeros(1, 3, size, size, device=self.device))))
+                self._output_shape[key] = tuple(out.shape[1:]) if out is not None else ()
             finally:
                 for h in hooks:
                     h.remove()
@@ -144,11 +146,10 @@ class FeatureModel(nn.Module):
         size = size or self.input_size
         if layer == INPUT:
             return (3, size, size)
+        infos = self.layers(size)  # one probe pass per size, cached, also records the output shape
         if layer == LOGITS:
-            with torch.no_grad():
-                out = self.net(self.normalize(torch.zeros(1, 3, size, size, device=self.device)))
-            return tuple(out.shape[1:])
-        for info in self.layers(size):
+            return self._output_shape[(size, size)]
+        for info in infos:
             if info.name == layer:
                 return info.shape
         raise FeaturevisError(f"layer {layer!r} does not run in the forward pass")
