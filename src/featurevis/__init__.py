@@ -6,6 +6,7 @@ result.save("channel.png")
 """
 
 from . import objectives, transforms
+from .attack import AttackResult, attack
 from .dream import DreamResult, dream, dream_zoom
 from .errors import FeaturevisError
 from .fast_style import StyleNet, load_style_net, stylize, train_style_net
@@ -15,6 +16,7 @@ from .model import FeatureModel
 from .objectives import Objective
 from .param import FourierImage, PixelImage
 from .render import RenderResult, optimize, render
+from .saliency import SaliencyResult, saliency
 from .style import StyleResult, style_transfer
 from .targets import parse_target
 from .zoo import ZOO, as_model, imagenet_labels, load_model
@@ -23,6 +25,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ZOO",
+    "AttackResult",
     "DreamResult",
     "FeatureModel",
     "FeaturevisError",
@@ -31,9 +34,11 @@ __all__ = [
     "Objective",
     "PixelImage",
     "RenderResult",
+    "SaliencyResult",
     "StyleNet",
     "StyleResult",
     "as_model",
+    "attack",
     "dream",
     "dream_zoom",
     "imagenet_labels",
@@ -46,6 +51,7 @@ __all__ = [
     "optimize",
     "parse_target",
     "render",
+    "saliency",
     "save_image",
     "style_transfer",
     "stylize",

@@ -37,11 +37,14 @@ DEPTH_LAYERS = 6
 
 
 # -- shared helpers (also used by style transfer) -------------------------------------------
-def fit_size(image: torch.Tensor, size: int | None) -> torch.Tensor:
-    """Resize so the longest side is ``size`` (aspect kept; ``None`` keeps the image as is)."""
+def fit_size(image: torch.Tensor, size: int | None, enlarge: bool = True) -> torch.Tensor:
+    """Resize so the longest side is ``size`` (aspect kept; ``None`` keeps the image as is;
+    ``enlarge=False`` only ever shrinks)."""
     if size is None:
         return image
     h, w = image.shape[-2:]
+    if not enlarge and max(h, w) <= size:
+        return image
     s = size / max(h, w)
     hw = (max(2, round(h * s)), max(2, round(w * s)))
     if hw == (h, w):

@@ -179,6 +179,17 @@ def class_logit(cls: int, batch: int | None = None) -> Objective:
     )
 
 
+def class_log_prob(cls: int, batch: int | None = None) -> Objective:
+    """The log-softmax probability of class ``cls``: unlike the logit, raising it means
+    lowering every other class too (the cross-entropy an attack or a classifier uses)."""
+    return Objective(
+        lambda a: _at(a[LOGITS].float().log_softmax(-1)[:, cls], batch),
+        frozenset({LOGITS}),
+        f"logp:{cls}{_suffix(batch)}",
+        ((LOGITS, cls),),
+    )
+
+
 def diversity(name: str) -> Objective:
     """Minus the mean cosine similarity of each image's Gram matrix to the others'.
 

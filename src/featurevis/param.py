@@ -121,6 +121,38 @@ class FourierImage(Parameterization):
         return _to_unit(t if self.squash == "sigmoid" else t + 0.5, self.squash)
 
 
+class PerturbedImage(Parameterization):
+    """A fixed photo plus a free perturbation ``delta`` kept inside an ``eps`` ball.
+
+    ``project()`` (called after each optimizer step) puts ``delta`` back in the L-inf or L2 ball
+    and keeps ``photo + delta`` in [0, 1], so every image the model sees is a valid attack.
+    """
+
+    def __init__(self, photo: torch.Tensor, eps: float, norm: str = "linf", *, init: torch.Tensor | None = None):
+        super().__init__()
+        if norm not in ("linf", "l2"):
+            raise FeaturevisError(f"unknown norm {norm!r}: use linf or l2")
+        self.batch, self.size = photo.shape[0], tuple(photo.shape[-2:])
+        self.eps, self.norm = float(eps), norm
+        self.register_buffer("photo", photo.detach().float().clone())
+        self.delta = nn.Parameter(torch.zeros_like(self.photo) if init is None else init.detach().float().clone())
+        with torch.no_grad():
+            self.project()
+
+    @torch.no_grad()
+    def project(self) -> None:
+        d = self.delta
+        if self.norm == "linf":
+            d.clamp_(-self.eps, self.eps)
+        else:
+            n = d.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+            d.mul_((self.eps / n).clamp(max=1.0))
+        d.copy_((self.photo + d).clamp(0, 1) - self.photo)
+
+    def forward(self) -> torch.Tensor:
+        return self.photo + self.delta
+
+
 def make_param(
     kind: str,
     batch: int,

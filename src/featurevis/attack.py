@@ -1,0 +1,311 @@
+"""Adversarial perturbations: the smallest change to a photo that changes what the network sees.
+
+FGSM (Goodfellow et al. 2015) takes one step of size ``eps`` along the sign of the input
+gradient; PGD (Madry et al. 2018) takes many smaller steps from a random start, projecting back
+into the ``eps`` ball after each. Both run on the one engine: the photo plus a bounded delta is a
+parameterization (:class:`~featurevis.param.PerturbedImage`), the class loss is an objective,
+and the steepest-ascent step is an optimizer.
+
+The result is checked on the image a user gets: the adversarial photo is rounded to 8 bits (a
+PNG), inside the ball, and the prediction is read off that rounded image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import objectives as O
+from .commands import _non_negative, _positive, add_common, command, model_from_args
+from .errors import FeaturevisError
+from .images import ImageLike, ShowsImage, as_image, check_writable, load_image, make_grid, save_image
+from .invert import fit_size
+from .model import FeatureModel
+from .param import PerturbedImage
+from .render import optimize, resolve_device
+from .zoo import DEFAULT_MODEL, as_model
+
+#: Default working side (longest side, px), as for the other photo recipes.
+DEFAULT_SIZE = 224
+#: Default L-inf budget: two grey levels of an 8-bit image, invisible to a person.
+DEFAULT_EPS = 2 / 255
+#: Default PGD steps; the step size is 2.5·eps/steps (Madry et al.), so the walk can cross the ball.
+DEFAULT_STEPS = 40
+
+
+class SteepestAscent(torch.optim.Optimizer):
+    """Normalized gradient steps: the sign of the gradient (L-inf) or its unit vector (L2).
+
+    The step is the steepest one for the norm the perturbation is measured in, so ``lr`` is the
+    distance moved per step in that norm, whatever the gradient's scale.
+    """
+
+    def __init__(self, params, lr: float, norm: str = "linf"):
+        super().__init__(params, dict(lr=lr, norm=norm))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                if group["norm"] == "linf":
+                    d = g.sign()
+                else:
+                    d = g / g.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (g.dim() - 1))
+                p.sub_(group["lr"] * d)  # the engine minimizes -objective
+
+
+@dataclass
+class AttackResult(ShowsImage):
+    """An adversarial photo, its perturbation and what the model says before and after."""
+
+    image: torch.Tensor  # 1×3×H×W adversarial photo in [0, 1], on the 8-bit grid when quantized
+    photo: torch.Tensor  # the clean photo at the working size
+    original: int  # the model's class for the clean photo
+    original_prob: float
+    predicted: int  # the model's class for the adversarial photo
+    predicted_prob: float
+    target: int | None  # the class aimed for (None: any class but the original)
+    target_prob: float | None
+    eps: float
+    norm: str
+    method: str
+    labels: list[str] | None = None
+    settings: dict = field(default_factory=dict)
+    interrupted: bool = False
+    seconds: float = 0.0
+
+    @property
+    def perturbation(self) -> torch.Tensor:
+        return self.image - self.photo
+
+    @property
+    def success(self) -> bool:
+        """Targeted: the target is now the top class; untargeted: the top class changed."""
+        return self.predicted == self.target if self.target is not None else self.predicted != self.original
+
+    @property
+    def linf(self) -> float:
+        return float(self.perturbation.abs().max())
+
+    @property
+    def l2(self) -> float:
+        return float(self.perturbation.norm())
+
+    def magnified(self) -> torch.Tensor:
+        """The perturbation on its own, stretched so ±eps (L-inf) or its largest value is
+        black/white around mid-grey."""
+        d = self.perturbation
+        scale = self.eps if self.norm == "linf" else float(d.abs().max().clamp_min(1e-12))
+        return (0.5 + 0.5 * d / scale).clamp(0, 1)
+
+    def panel(self) -> torch.Tensor:
+        """Photo, magnified perturbation, adversarial photo side by side."""
+        return make_grid(torch.cat([self.photo, self.magnified(), self.image]), ncols=3)
+
+    def name(self, cls: int | None) -> str:
+        if cls is None:
+            return "-"
+        return f"{cls} {self.labels[cls]}" if self.labels and cls < len(self.labels) else str(cls)
+
+    def __repr__(self) -> str:
+        tgt = f", target {self.name(self.target)}" if self.target is not None else ""
+        return (
+            f"AttackResult({self.method} {self.norm} eps={self.eps:.4g}{tgt}: "
+            f"{self.name(self.original)} ({self.original_prob:.1%}) -> {self.name(self.predicted)} "
+            f"({self.predicted_prob:.1%}), {'success' if self.success else 'failed'})"
+        )
+
+
+def _quantize(photo: torch.Tensor, delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+    """Round ``delta`` to whole grey levels without leaving the ball (``photo`` is on the grid)."""
+    q = torch.round(delta * 255)
+    if norm == "linf":
+        q = q.clamp(-math.floor(eps * 255 + 1e-6), math.floor(eps * 255 + 1e-6))
+    elif float(q.norm()) / 255 > eps:
+        q = q.sign() * torch.floor(q.abs().minimum((delta * 255).abs()) + 1e-4)  # toward zero
+    return ((photo * 255 + q).clamp(0, 255)) / 255
+
+
+def attack(
+    model: str | torch.nn.Module | FeatureModel,
+    image: ImageLike,
+    target: int | str | None = None,
+    *,
+    method: str = "pgd",
+    eps: float = DEFAULT_EPS,
+    norm: str = "linf",
+    steps: int = DEFAULT_STEPS,
+    step_size: float | None = None,
+    random_start: bool = True,
+    size: int | None = DEFAULT_SIZE,
+    quantize: bool = True,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> AttackResult:
+    """Perturb ``image`` within ``eps`` so the model misclassifies it (as ``target``, if given).
+
+    Args:
+        target: a class index or name to reach; ``None`` pushes away from the clean prediction.
+        method: ``"pgd"`` (iterated, random start) or ``"fgsm"`` (one step of size ``eps``).
+        eps: the budget, in [0, 1] pixel units (``2/255``: two grey levels), per pixel for
+            ``"linf"``, over the whole image for ``"l2"``.
+        steps, step_size: PGD's iterations and step (default ``2.5 * eps / steps``).
+        size: longest side the photo is attacked at (larger photos shrink; ``None``: its own size).
+        quantize: round the result to an 8-bit image (what a saved PNG holds) and judge that.
+    """
+    if method not in ("pgd", "fgsm"):
+        raise FeaturevisError(f"unknown attack method {method!r}: use pgd or fgsm")
+    if norm not in ("linf", "l2"):
+        raise FeaturevisError(f"unknown norm {norm!r}: use linf or l2")
+    if not (math.isfinite(eps) and eps > 0):
+        raise FeaturevisError(f"eps must be a positive number, not {eps}")
+    if norm == "linf" and eps >= 1:
+        raise FeaturevisError(f"eps {eps} allows any image; L-inf eps is in pixel units, e.g. 2/255")
+    if quantize and norm == "linf" and eps * 255 < 1 - 1e-6:
+        raise FeaturevisError(f"eps {eps:.4g} is under one grey level (1/255): an 8-bit image cannot hold it")
+    if steps < 1:
+        raise FeaturevisError("steps must be at least 1")
+    fm = as_model(model)
+    dev = resolve_device(device)
+    fm.to(dev)
+    photo = fit_size(as_image(image, "photo"), size, enlarge=False)
+    if quantize:
+        photo = torch.round(photo * 255) / 255
+    photo = photo.to(dev)
+    probs = fm.predict(photo)[0]
+    original = int(probs.argmax())
+    tgt = None if target is None else fm.class_index(target)
+    if tgt is not None and tgt == original:
+        raise FeaturevisError(f"the photo is already classified as {tgt}; pick another target")
+    obj = O.class_log_prob(tgt) if tgt is not None else -O.class_log_prob(original)
+
+    g = torch.Generator().manual_seed(seed)
+    if method == "fgsm":
+        steps, lr, init = 1, eps, None
+    else:
+        lr = step_size if step_size is not None else 2.5 * eps / steps
+        init = None
+        if random_start:
+            if norm == "linf":
+                init = (torch.rand(photo.shape, generator=g) * 2 - 1) * eps
+            else:
+                r = torch.randn(photo.shape, generator=g)
+                init = r / r.norm() * eps * float(torch.rand((), generator=g))
+    param = PerturbedImage(photo, eps, norm, init=None if init is None else init.to(dev))
+    result = optimize(
+        fm,
+        obj,
+        param,
+        steps=steps,
+        lr=lr,
+        generator=g,
+        optimizer=lambda ps: SteepestAscent(ps, lr, norm),
+        after_step=lambda p: p.project(),
+        progress=progress,
+        description=method,
+    )
+    adv = result.images.to(dev)
+    if quantize:
+        adv = _quantize(photo, adv - photo, eps, norm)
+    after = fm.predict(adv)[0]
+    predicted = int(after.argmax())
+    return AttackResult(
+        image=adv.cpu(),
+        photo=photo.cpu(),
+        original=original,
+        original_prob=float(probs[original]),
+        predicted=predicted,
+        predicted_prob=float(after[predicted]),
+        target=tgt,
+        target_prob=None if tgt is None else float(after[tgt]),
+        eps=eps,
+        norm=norm,
+        method=method,
+        labels=fm.labels,
+        settings=dict(
+            model=fm.name,
+            method=method,
+            eps=eps,
+            norm=norm,
+            steps=steps,
+            step_size=lr,
+            random_start=random_start and method == "pgd",
+            size=tuple(photo.shape[-2:]),
+            quantize=quantize,
+            seed=seed,
+        ),
+        interrupted=result.interrupted,
+        seconds=result.seconds,
+    )
+
+
+# -- CLI ------------------------------------------------------------------------------------
+def parse_eps(text: str) -> float:
+    """``2/255`` or ``0.008``: a positive number (a fraction reads naturally as grey levels)."""
+    try:
+        num, _, den = text.strip().partition("/")
+        v = float(num) / float(den) if den else float(num)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or fraction like 2/255") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return v
+
+
+def _fool_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("photo", help="the photo to perturb")
+    p.add_argument("-m", "--model", default=DEFAULT_MODEL, help=f"zoo model (default {DEFAULT_MODEL})")
+    p.add_argument("-t", "--target", default=None, help="class (index or name) to reach; default: any other class")
+    p.add_argument("--method", choices=("pgd", "fgsm"), default="pgd", help="attack (default pgd)")
+    p.add_argument("--norm", choices=("linf", "l2"), default="linf", help="how eps is measured (default linf)")
+    p.add_argument("--eps", type=parse_eps, default=DEFAULT_EPS, help="budget, e.g. 2/255 (default) or 0.5 for l2")
+    p.add_argument("--steps", type=_positive, default=DEFAULT_STEPS, help=f"PGD steps (default {DEFAULT_STEPS})")
+    p.add_argument("--size", type=_non_negative, default=DEFAULT_SIZE, help="longest side in px (0: the photo's own)")
+    p.add_argument("-o", "--output", default=None, help="adversarial photo, .png (default PHOTO-adv.png)")
+    add_common(p)
+
+
+@command("fool", "perturb a photo invisibly so the network misclassifies it (FGSM/PGD)", _fool_args)
+def run_fool(args: argparse.Namespace) -> int:
+    photo_path = Path(args.photo)
+    out = Path(args.output) if args.output else Path(f"{photo_path.stem}-adv.png")
+    if out.suffix.lower() != ".png":
+        raise FeaturevisError(f"{out}: save the adversarial photo as .png; lossy formats erase the perturbation")
+    check_writable(out)
+    magnified = out.with_name(f"{out.stem}-perturbation.png")
+    panel = out.with_name(f"{out.stem}-panel.png")
+    photo = load_image(photo_path)
+    model = model_from_args(args)
+    r = attack(
+        model,
+        photo,
+        args.target,
+        method=args.method,
+        eps=args.eps,
+        norm=args.norm,
+        steps=args.steps,
+        size=args.size or None,
+        seed=args.seed,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    r.save(out)
+    save_image(r.magnified(), magnified)
+    save_image(r.panel(), panel)
+    print(f"before: {r.name(r.original)} ({r.original_prob:.1%})")
+    print(f"after:  {r.name(r.predicted)} ({r.predicted_prob:.1%})", end="")
+    if r.target is not None and r.target != r.predicted:
+        print(f"; target {r.name(r.target)} at {r.target_prob:.1%}", end="")
+    print(f"  [{'success' if r.success else 'failed'}, L-inf {r.linf * 255:.1f}/255, L2 {r.l2:.3f}]")
+    print(f"wrote {out}, {magnified} (perturbation, magnified) and {panel}")
+    if r.interrupted:
+        return 130
+    return 0
