@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch.func import functional_call, jvp
 
 from .commands import _non_negative, _positive, add_common, command, model_from_args
 from .errors import FeaturevisError
@@ -76,10 +75,13 @@ def preconditioned(grad: torch.Tensor, kind: str = "fourier", decorrelate: bool 
     frequencies by 1/f and mixes colours along ImageNet's principal components.
     """
     p = make_param(kind, grad.shape[0], tuple(grad.shape[-2:]), sd=0.0, decorrelate=decorrelate).to(grad.device)
-    params = {k: v.detach().requires_grad_(True) for k, v in p.named_parameters()}
-    out = functional_call(p, params, ())
-    grads = torch.autograd.grad(out, list(params.values()), grad_outputs=grad)
-    _, step = jvp(lambda *ps: functional_call(p, dict(zip(params, ps, strict=True)), ()), tuple(params.values()), grads)
+    params = list(p.parameters())
+    out = p()
+    jt_g = torch.autograd.grad(out, params, grad_outputs=grad, retain_graph=True)
+    # J u by the double-backward trick: J u = d/dv <Jᵀ v, u>, with v a dummy cotangent.
+    v = torch.zeros_like(out, requires_grad=True)
+    jt_v = torch.autograd.grad(out, params, grad_outputs=v, create_graph=True)
+    (step,) = torch.autograd.grad(sum((a * b).sum() for a, b in zip(jt_v, jt_g, strict=True)), v)
     return step.detach()
 
 
