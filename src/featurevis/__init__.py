@@ -17,7 +17,7 @@ from .param import FourierImage, PixelImage
 from .render import RenderResult, optimize, render
 from .style import StyleResult, style_transfer
 from .targets import parse_target
-from .zoo import ZOO, as_model, imagenet_labels, load_model
+from .zoo import ZOO, ZooEntry, as_model, imagenet_labels, inception_v1_labels, load_model
 
 __version__ = "0.1.0"
 
@@ -33,10 +33,12 @@ __all__ = [
     "RenderResult",
     "StyleNet",
     "StyleResult",
+    "ZooEntry",
     "as_model",
     "dream",
     "dream_zoom",
     "imagenet_labels",
+    "inception_v1_labels",
     "invert",
     "invert_depths",
     "load_image",

@@ -159,7 +159,7 @@ _ENTRIES = [
         description="InceptionV1 of Lucid / the Distill articles (TF inception5h graph, 1008 outputs)",
         source="Lucid's graph as ported to PyTorch for Lucent (ProGamerGov)",
         input_size=224,
-        arch=lambda sd: inception_v1.InceptionV1(num_classes=sd["softmax2_pre_activation_matmul.weight"].shape[0]),
+        arch=inception_v1.from_state_dict,
         mean=inception_v1.MEAN,
         std=inception_v1.STD,
         default_layer="mixed4c",

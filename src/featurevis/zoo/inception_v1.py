@@ -18,6 +18,8 @@ average (the graph's 7x7 average pool, identical at 224 px, and it also works at
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -116,3 +118,9 @@ class InceptionV1(nn.Module):
                 x = getattr(self, POOL_BEFORE[name])(x)
             x = self._block(name, x)
         return self.softmax2_pre_activation_matmul(self.avgpool0(x).flatten(1))
+
+
+def from_state_dict(sd: Mapping[str, torch.Tensor]) -> InceptionV1:
+    """An InceptionV1 with as many outputs as ``sd``'s classifier (1008 for Lucid's file)."""
+    w = sd.get("softmax2_pre_activation_matmul.weight")
+    return InceptionV1(num_classes=w.shape[0] if w is not None else 1008)
