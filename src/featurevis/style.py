@@ -18,6 +18,9 @@ map (1/16 of the image side) still holds the layout. On three scikit-image pairs
 300 steps: with ``_blocks.8`` and Adam 0.1 with cosine decay the Gram loss fell 86-94 %; these
 four layers with a constant 0.2 reach 95-98 % (92-98 % at 256 px, see
 ``benchmarks/style_speed.py``) with lower content loss.
+For VGG (``vgg19``, ``vgg16``, or any VGG-shaped module) they are Gatys et al.'s classic
+choice: style on the ReLUs of conv1_1, conv2_1, conv3_1, conv4_1, conv5_1 and content on
+conv4_2 (for VGG-19 ``features.1, .6, .11, .20, .29`` and ``features.22``).
 Other models get layers spread over their first two thirds (:func:`default_layers`).
 
 Extras: several styles blend by weighting their Gram matrices; ``preserve_color`` keeps the
@@ -46,6 +49,7 @@ from .objectives import Objective
 from .param import PixelImage
 from .render import optimize, resolve_device, validate
 from .zoo import DEFAULT_MODEL, as_model
+from .zoo.vgg import conv_names
 
 #: Style and content layers that work well on the EfficientNet-Lite zoo models.
 LITE_STYLE_LAYERS = ("_stem_act", "_blocks.1", "_blocks.3", "_blocks.5")
@@ -58,9 +62,13 @@ MIN_SIDE = 16
 
 
 def default_layers(model: FeatureModel) -> tuple[list[str], str]:
-    """(style layers, content layer): the tuned Lite choice, else spread over the first 2/3."""
+    """(style layers, content layer): the tuned Lite choice, VGG's classic one (Gatys et al.),
+    else layers spread over the first 2/3."""
     if all(n in model.layer_names for n in (*LITE_STYLE_LAYERS, LITE_CONTENT_LAYER)):
         return list(LITE_STYLE_LAYERS), LITE_CONTENT_LAYER
+    vgg = conv_names(model.net)
+    if vgg is not None and "conv4_2" in vgg:
+        return [vgg[f"conv{b}_1"] for b in range(1, 6)], vgg["conv4_2"]
     spread = depth_layers(model, 9)[:6]
     return spread[:5], spread[min(3, len(spread) - 1)]
 
@@ -297,8 +305,12 @@ def _style_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", default=None, help="output image (default CONTENT-style.png)")
     p.add_argument("-m", "--model", default=DEFAULT_MODEL, help=f"zoo model (default {DEFAULT_MODEL})")
     p.add_argument("--style-weight", type=_positive_float, default=10.0, help="style vs content (default 10)")
-    p.add_argument("--content-layer", default=None, help=f"content layer (default {LITE_CONTENT_LAYER})")
-    p.add_argument("--style-layers", default=None, help=f"comma-separated (default {','.join(LITE_STYLE_LAYERS)})")
+    p.add_argument("--content-layer", default=None, help=f"content layer (default {LITE_CONTENT_LAYER}; VGG: conv4_2)")
+    p.add_argument(
+        "--style-layers",
+        default=None,
+        help=f"comma-separated (default {','.join(LITE_STYLE_LAYERS)}; VGG: conv1_1..conv5_1)",
+    )
     p.add_argument("--blend", type=_weights, default=None, help="weights of several styles, e.g. 0.7,0.3")
     p.add_argument("--init", choices=("content", "noise"), default="content", help="start image (default content)")
     p.add_argument("--tv", type=float, default=0.3, help="total-variation weight (default 0.3)")
