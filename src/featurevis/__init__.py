@@ -6,8 +6,10 @@ result.save("channel.png")
 """
 
 from . import objectives, transforms
+from .cppn import CPPNGenome, CPPNImage
 from .dream import DreamResult, dream, dream_zoom
 from .errors import FeaturevisError
+from .evolve import EvolveResult, evolve
 from .fast_style import StyleNet, load_style_net, stylize, train_style_net
 from .images import load_image, save_image
 from .invert import InversionResult, invert, invert_depths
@@ -23,7 +25,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ZOO",
+    "CPPNGenome",
+    "CPPNImage",
     "DreamResult",
+    "EvolveResult",
     "FeatureModel",
     "FeaturevisError",
     "FourierImage",
@@ -36,6 +41,7 @@ __all__ = [
     "as_model",
     "dream",
     "dream_zoom",
+    "evolve",
     "imagenet_labels",
     "invert",
     "invert_depths",
