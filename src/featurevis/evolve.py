@@ -24,6 +24,7 @@ Encodings:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import random
@@ -58,7 +59,7 @@ class CPPNEncoding:
 
     name = "cppn"
 
-    def __init__(self, hidden: int = 3, rates: cppn.MutationRates | None = None) -> None:
+    def __init__(self, hidden: int = 5, rates: cppn.MutationRates | None = None) -> None:
         self.hidden = hidden
         self.rates = rates or cppn.MutationRates()
         self.innovations = cppn.Innovations()
@@ -188,6 +189,20 @@ class EvolveResult(ShowsImage):
     def shown(self) -> torch.Tensor:
         return make_grid(self.images) if len(self.images) > 1 else self.images[0]
 
+    def top(self, n: int) -> EvolveResult:
+        """The ``n`` classes with the most confident champions, most confident first (for
+        ``classes="all"``, where a thousand cells are more than anyone wants to look at)."""
+        keep = torch.argsort(self.confidences, descending=True, stable=True)[:n].tolist()
+        return dataclasses.replace(
+            self,
+            images=self.images[keep],
+            classes=[self.classes[i] for i in keep],
+            names=[self.names[i] for i in keep],
+            confidences=self.confidences[keep],
+            genomes=[self.genomes[i] for i in keep],
+            history=self.history[:, keep],
+        )
+
     def render_at(self, size: int) -> torch.Tensor:
         """The champions drawn again at ``size`` px: a CPPN redraws its pattern sharply, a
         direct genome is upsampled from its stored resolution."""
@@ -227,6 +242,10 @@ def _safe(name: str) -> str:
 
 # -- the search -------------------------------------------------------------------------------
 def _class_list(model: FeatureModel, classes: int | str | Sequence[int | str], size: int) -> list[int]:
+    n_out = model.layer_shape(LOGITS, size)
+    n = n_out[0] if n_out else 0
+    if isinstance(classes, str) and classes.strip().lower() == "all":
+        return list(range(n))
     if isinstance(classes, (int, str)):
         items: list[int | str] = [c.strip() for c in classes.split(",")] if isinstance(classes, str) else [classes]
     else:
@@ -234,8 +253,6 @@ def _class_list(model: FeatureModel, classes: int | str | Sequence[int | str], s
     items = [c for c in items if not (isinstance(c, str) and not c)]
     if not items:
         raise FeaturevisError("no target class given: e.g. --class 'king penguin,starfish' or --class 145")
-    n_out = model.layer_shape(LOGITS, size)
-    n = n_out[0] if n_out else 0
     out: list[int] = []
     for c in items:
         idx = model.class_index(c)
@@ -272,7 +289,8 @@ def evolve(
 
     Args:
         model: a zoo name, a :class:`FeatureModel` or any classifier module.
-        classes: a class index or name, ``"name,name"``, or a list; one archive cell each.
+        classes: a class index or name, ``"name,name"``, a list, or ``"all"``; one archive
+            cell each (scoring more classes costs nothing: it is the same forward pass).
         encoding: ``"cppn"`` (patterns from coordinate networks) or ``"direct"`` (pixels).
         population: offspring per generation (= images per batched forward pass).
         generations: generations after the random initial population; the budget in network
@@ -371,7 +389,11 @@ def _probability(text: str) -> float:
 def _evolve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="?", default=DEFAULT_MODEL, help=f"zoo model (default {DEFAULT_MODEL})")
     p.add_argument(
-        "-c", "--class", dest="classes", required=True, help="CLASS[,CLASS...]: names or indices, one cell each"
+        "-c",
+        "--class",
+        dest="classes",
+        required=True,
+        help="CLASS[,CLASS...]: names or indices, one cell each; 'all' for every class",
     )
     p.add_argument("--encoding", choices=ENCODINGS, default="cppn", help="cppn (patterns, default) or direct (pixels)")
     p.add_argument(
@@ -389,6 +411,7 @@ def _evolve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-size", type=_positive, help="draw the saved images at this side (a CPPN stays sharp)")
     p.add_argument("--elites", type=_positive, default=4, help="parents kept per class (default 4)")
     p.add_argument("--crossover", type=_probability, default=0.2, help="crossover probability (default 0.2)")
+    p.add_argument("--top", type=_positive, help="save only the N classes with the most confident images")
     p.add_argument("-o", "--out", default="featurevis-evolve", help="output folder (default ./featurevis-evolve)")
     add_common(p)
 
@@ -417,6 +440,8 @@ def run_evolve(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.quiet,
     )
+    if args.top:
+        result = result.top(args.top)
     result.save_all(out, size=args.save_size)
     for name, conf in zip(result.names, result.confidences.tolist(), strict=True):
         print(f"{name:<32} {conf:.3f}")
