@@ -141,3 +141,13 @@ def test_cli_evolve_bad_numbers_are_usage_errors(args, message, capsys):
         main(["evolve", *args])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_all_classes_and_the_most_confident_few(tiny, one_thread):
+    r = fv.evolve(tiny, "all", population=6, generations=2, size=32, progress=False)
+    assert r.classes == list(range(10)) and r.history.shape == (3, 10)
+    best = r.top(3)
+    assert len(best.classes) == 3 and best.images.shape[0] == 3
+    assert best.confidences.tolist() == sorted(r.confidences.tolist(), reverse=True)[:3]
+    k = r.classes.index(best.classes[0])
+    assert torch.equal(best.images[0], r.images[k]) and best.names[0] == r.names[k]

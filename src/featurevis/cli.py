@@ -71,7 +71,7 @@ def _render_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=_positive, help="image side in px (default: the model's input size)")
     p.add_argument("--steps", type=_positive, default=DEFAULT_STEPS, help=f"steps (default {DEFAULT_STEPS})")
     p.add_argument("--batch", type=_positive, default=1, help="images rendered together (a grid)")
-    p.add_argument("--lr", type=_positive_float, default=0.05, help="Adam learning rate (default 0.05)")
+    p.add_argument("--lr", type=_positive_float, help="Adam learning rate (default 0.05; 0.003 for --param cppn)")
     p.add_argument("--param", choices=["fourier", "pixel", "cppn"], default="fourier", help="parameterization")
     p.add_argument("--save-size", type=_positive, help="cppn only: draw the result again at this side to save it")
     p.add_argument("--no-decorrelate", action="store_true", help="optimize RGB instead of decorrelated colour")

@@ -336,6 +336,10 @@ class CPPNImage(Parameterization):
     """
 
     resolution_independent = True
+    #: Every weight shapes the whole image, so Adam steps must be small: at 0.01 and above the
+    #: atan layers saturate within ~100 steps and the image collapses to one flat colour
+    #: (lite0, 160 px, 256-384 steps); 0.002-0.005 all work, 0.003 balances channels and classes.
+    default_lr = 0.003
 
     def __init__(
         self,

@@ -49,6 +49,8 @@ class Parameterization(nn.Module):
     size: tuple[int, int]
     #: Whether :meth:`render_at` can draw the same images at another resolution.
     resolution_independent: bool = False
+    #: Adam learning rate ``render`` uses unless told otherwise.
+    default_lr: float = 0.05
 
     def render_at(self, size: int | tuple[int, int]) -> torch.Tensor:
         """The images at another resolution; only resolution-independent kinds (``cppn``) can."""

@@ -208,7 +208,7 @@ def render(
     size: int | None = None,
     batch: int = 1,
     steps: int = DEFAULT_STEPS,
-    lr: float = 0.05,
+    lr: float | None = None,
     seed: int = 0,
     param: str | Parameterization = "fourier",
     decorrelate: bool = True,
@@ -228,6 +228,7 @@ def render(
         objective: an :class:`Objective`, a TARGET string (``"_blocks.8:12"``), or a list to sum.
         size: image side in pixels (the model's input size by default).
         batch: number of images; objectives without ``batch=`` apply to all of them.
+        lr: Adam's learning rate (default: the parameterization's, 0.05; 0.003 for a CPPN).
         param: ``"fourier"`` (default), ``"pixel"``, ``"cppn"`` (a smooth pattern that
             ``result.save(path, size=1024)`` draws again at any size), or a
             :class:`Parameterization` instance.
@@ -250,6 +251,7 @@ def render(
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     p = make_param(param, batch, size, decorrelate=decorrelate, generator=g) if isinstance(param, str) else param
+    lr = p.default_lr if lr is None else lr
     if transforms == "standard":
         tf = T.standard(size)
     elif transforms in (None, "none"):
