@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -68,7 +68,8 @@ N_INPUTS = 4
 N_OUTPUTS = 3
 INPUT_IDS = tuple(range(N_INPUTS))
 OUTPUT_IDS = tuple(range(N_INPUTS, N_INPUTS + N_OUTPUTS))
-#: Weights stay within ±this, so mutation cannot drive a pattern to pure aliasing noise.
+#: Weights stay within ±this: it bounds how fine a stripe can get (finer ones alias to noise
+#: at the evaluation size and change with it).
 MAX_WEIGHT = 16.0
 #: Spread of new weights: coordinates in [-1, 1] times weights of this size make a few to a
 #: dozen stripes or rings across the image. Against all 1000 lite0 classes (64 x 61
@@ -87,7 +88,9 @@ class Innovations:
         self.next_id = next_id
         self._splits: dict[tuple[int, int], int] = {}
 
-    def split_node(self, a: int, b: int, taken: Sequence[int] | set[int] | dict) -> int:
+    def split_node(self, a: int, b: int, taken: Container[int]) -> int:
+        """The id for the node splitting ``a→b``; a fresh one if ``taken`` (the genome's node
+        ids) already holds it, e.g. when a re-enabled ``a→b`` is split a second time."""
         nid = self._splits.get((a, b))
         if nid is None or nid in taken:
             nid = self.fresh()
@@ -184,8 +187,7 @@ class CPPNGenome:
         for n in self.order():
             total = torch.zeros(h, w, device=grid.device)
             for a, wt in incoming.get(n, ()):
-                if a in values:
-                    total = total + wt * values[a]
+                total = total + wt * values[a]  # topological order: every source is done
             values[n] = torch.sigmoid(total) if n in OUTPUT_IDS else ACTIVATIONS[self.nodes[n]](total)
         return torch.stack([values[o] for o in OUTPUT_IDS])
 

@@ -46,7 +46,8 @@ from .render import resolve_device
 from .zoo import DEFAULT_MODEL, as_model
 
 #: Side (px) the genomes are drawn at for the network: lite0 scores 160 px images 2.8x faster
-#: than 224 px ones on a CPU, and the CPPN elites keep their confidence when drawn at 224.
+#: than 224 px ones on a CPU. The confidence holds at this size: the network's response depends
+#: on scale, and a CPPN champion drawn at 224 px keeps it only sometimes (benchmarks/RESULTS.md).
 DEFAULT_SIZE = 160
 DEFAULT_POPULATION = 64
 DEFAULT_GENERATIONS = 150
