@@ -100,8 +100,8 @@ def test_bad_channel_and_layer_fail_before_work(tiny):
         fv.render(tiny, "conv2:99", steps=1, progress=False)
     with pytest.raises(fv.FeaturevisError, match="unknown layer"):
         fv.render(tiny, O.channel("nope", 0), steps=1, progress=False)
-    with pytest.raises(fv.FeaturevisError, match="unknown parameterization 'cppn'"):
-        fv.render(tiny, "conv2:1", param="cppn", steps=1, progress=False)
+    with pytest.raises(fv.FeaturevisError, match="unknown parameterization 'spline'"):
+        fv.render(tiny, "conv2:1", param="spline", steps=1, progress=False)
 
 
 def test_save_and_notebook_display(tiny, tmp_path):

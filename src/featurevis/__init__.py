@@ -7,8 +7,10 @@ result.save("channel.png")
 
 from . import objectives, transforms
 from .attack import AttackResult, attack
+from .cppn import CPPNGenome, CPPNImage
 from .dream import DreamResult, dream, dream_zoom
 from .errors import FeaturevisError
+from .evolve import EvolveResult, evolve
 from .fast_style import StyleNet, load_style_net, stylize, train_style_net
 from .images import load_image, save_image
 from .invert import InversionResult, invert, invert_depths
@@ -26,7 +28,10 @@ __version__ = "0.1.0"
 __all__ = [
     "ZOO",
     "AttackResult",
+    "CPPNGenome",
+    "CPPNImage",
     "DreamResult",
+    "EvolveResult",
     "FeatureModel",
     "FeaturevisError",
     "FourierImage",
@@ -42,6 +47,7 @@ __all__ = [
     "attack",
     "dream",
     "dream_zoom",
+    "evolve",
     "imagenet_labels",
     "inception_v1_labels",
     "invert",

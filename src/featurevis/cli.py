@@ -97,8 +97,9 @@ def _render_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=_positive, help="image side in px (default: the model's input size)")
     p.add_argument("--steps", type=_positive, default=DEFAULT_STEPS, help=f"steps (default {DEFAULT_STEPS})")
     p.add_argument("--batch", type=_positive, default=1, help="images rendered together (a grid)")
-    p.add_argument("--lr", type=_positive_float, default=0.05, help="Adam learning rate (default 0.05)")
-    p.add_argument("--param", choices=["fourier", "pixel"], default="fourier", help="parameterization")
+    p.add_argument("--lr", type=_positive_float, help="Adam learning rate (default 0.05; 0.003 for --param cppn)")
+    p.add_argument("--param", choices=["fourier", "pixel", "cppn"], default="fourier", help="parameterization")
+    p.add_argument("--save-size", type=_positive, help="cppn only: draw the result again at this side to save it")
     p.add_argument("--no-decorrelate", action="store_true", help="optimize RGB instead of decorrelated colour")
     p.add_argument("--transforms", choices=["standard", "none"], default="standard")
     p.add_argument("--schedule", choices=["constant", "cosine"], default="constant", help="learning-rate schedule")
@@ -121,6 +122,8 @@ def run_render(args: argparse.Namespace) -> int:
     from .targets import parse_target
 
     out = check_writable(args.output or _default_output(args.target))
+    if args.save_size and args.param != "cppn":
+        raise FeaturevisError("--save-size needs --param cppn (only a CPPN can be drawn at another size)")
     model = model_from_args(args)
     obj = parse_target(model, args.target)
     if args.negative:
@@ -141,7 +144,7 @@ def run_render(args: argparse.Namespace) -> int:
         snapshots=args.snapshots,
         progress=not args.quiet,
     )
-    result.save(out)
+    result.save(out, size=args.save_size)
     for step, imgs in result.snapshots.items():
         from .images import save_image
 
@@ -184,6 +187,7 @@ RECIPE_COMMAND_MODULES: tuple[str, ...] = (
     "featurevis.fast_style",
     "featurevis.attack",
     "featurevis.saliency",
+    "featurevis.evolve",
 )
 
 

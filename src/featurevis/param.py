@@ -47,6 +47,14 @@ class Parameterization(nn.Module):
 
     batch: int
     size: tuple[int, int]
+    #: Whether :meth:`render_at` can draw the same images at another resolution.
+    resolution_independent: bool = False
+    #: Adam learning rate ``render`` uses unless told otherwise.
+    default_lr: float = 0.05
+
+    def render_at(self, size: int | tuple[int, int]) -> torch.Tensor:
+        """The images at another resolution; only resolution-independent kinds (``cppn``) can."""
+        raise FeaturevisError(f"{type(self).__name__} images exist at one size only; render with param='cppn'")
 
 
 class PixelImage(Parameterization):
@@ -162,9 +170,14 @@ def make_param(
     decorrelate: bool = True,
     generator: torch.Generator | None = None,
 ) -> Parameterization:
-    """A parameterization by name: ``fourier`` (default) or ``pixel``; ``sd`` is the initial noise."""
+    """A parameterization by name: ``fourier`` (default), ``pixel`` or ``cppn``; ``sd`` is the
+    initial noise (the CPPN starts grey and ignores ``sd`` and ``decorrelate``)."""
     if kind == "fourier":
         return FourierImage(batch, size, sd=sd, decorrelate=decorrelate, generator=generator)
     if kind == "pixel":
         return PixelImage(batch, size, sd=sd, decorrelate=decorrelate, generator=generator)
-    raise FeaturevisError(f"unknown parameterization {kind!r}: choose fourier or pixel")
+    if kind == "cppn":
+        from .cppn import CPPNImage  # cppn builds on this module
+
+        return CPPNImage(batch, size, generator=generator)
+    raise FeaturevisError(f"unknown parameterization {kind!r}: choose fourier, pixel or cppn")

@@ -38,16 +38,26 @@ class RenderResult(ShowsImage):
     snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
     interrupted: bool = False
     seconds: float = 0.0
+    param: Parameterization | None = field(default=None, repr=False)  # what drew the images
 
-    def grid(self, ncols: int | None = None) -> torch.Tensor:
-        return make_grid(self.images, ncols) if len(self.images) > 1 else self.images[0]
+    def grid(self, ncols: int | None = None, size: int | None = None) -> torch.Tensor:
+        images = self.images if size is None else self.render_at(size)
+        return make_grid(images, ncols) if len(images) > 1 else images[0]
 
     def shown(self) -> torch.Tensor:
         return self.grid()
 
-    def save(self, path: str | Path, ncols: int | None = None) -> Path:
-        """Write the image (a grid for a batch) atomically."""
-        return save_image(self.grid(ncols), path)
+    def render_at(self, size: int | tuple[int, int]) -> torch.Tensor:
+        """The images drawn again at another resolution (``B×3×H×W``, CPU): render small, save
+        large. Only resolution-independent parameterizations (``param="cppn"``) can."""
+        if self.param is None:
+            raise FeaturevisError("this result keeps no parameterization to draw again")
+        return self.param.render_at(size).float().cpu()
+
+    def save(self, path: str | Path, ncols: int | None = None, size: int | None = None) -> Path:
+        """Write the image (a grid for a batch) atomically; ``size`` draws it anew at that side
+        first (CPPN renders only)."""
+        return save_image(self.grid(ncols, size), path)
 
     def __repr__(self) -> str:
         b, _, h, w = self.images.shape
@@ -162,6 +172,7 @@ def optimize(
         snapshots=shots,
         interrupted=interrupted,
         seconds=time.perf_counter() - start,
+        param=param,
     )
 
 
@@ -197,7 +208,7 @@ def render(
     size: int | None = None,
     batch: int = 1,
     steps: int = DEFAULT_STEPS,
-    lr: float = 0.05,
+    lr: float | None = None,
     seed: int = 0,
     param: str | Parameterization = "fourier",
     decorrelate: bool = True,
@@ -217,7 +228,10 @@ def render(
         objective: an :class:`Objective`, a TARGET string (``"_blocks.8:12"``), or a list to sum.
         size: image side in pixels (the model's input size by default).
         batch: number of images; objectives without ``batch=`` apply to all of them.
-        param: ``"fourier"`` (default), ``"pixel"``, or a :class:`Parameterization` instance.
+        lr: Adam's learning rate (default: the parameterization's, 0.05; 0.003 for a CPPN).
+        param: ``"fourier"`` (default), ``"pixel"``, ``"cppn"`` (a smooth pattern that
+            ``result.save(path, size=1024)`` draws again at any size), or a
+            :class:`Parameterization` instance.
         transforms: ``"standard"``, ``None``/``"none"``, or a callable ``(images, generator)``.
         diversity: weight of a Gram-diversity term that pushes the batch's images apart.
         diversity_layer: where that term compares images (default: the objective's first
@@ -237,6 +251,7 @@ def render(
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     p = make_param(param, batch, size, decorrelate=decorrelate, generator=g) if isinstance(param, str) else param
+    lr = p.default_lr if lr is None else lr
     if transforms == "standard":
         tf = T.standard(size)
     elif transforms in (None, "none"):
