@@ -6,6 +6,8 @@ result.save("channel.png")
 """
 
 from . import objectives, transforms
+from .catalog import BuildReport, build_catalog, load_model_spec
+from .catalog_store import CatalogStore
 from .dream import DreamResult, dream, dream_zoom
 from .errors import FeaturevisError
 from .fast_style import StyleNet, load_style_net, stylize, train_style_net
@@ -23,6 +25,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ZOO",
+    "BuildReport",
+    "CatalogStore",
     "DreamResult",
     "FeatureModel",
     "FeaturevisError",
@@ -34,6 +38,7 @@ __all__ = [
     "StyleNet",
     "StyleResult",
     "as_model",
+    "build_catalog",
     "dream",
     "dream_zoom",
     "imagenet_labels",
@@ -41,6 +46,7 @@ __all__ = [
     "invert_depths",
     "load_image",
     "load_model",
+    "load_model_spec",
     "load_style_net",
     "objectives",
     "optimize",

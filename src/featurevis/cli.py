@@ -156,6 +156,8 @@ RECIPE_COMMAND_MODULES: tuple[str, ...] = (
     "featurevis.invert",
     "featurevis.style",
     "featurevis.fast_style",
+    "featurevis.catalog",
+    "featurevis.explorer",
 )
 
 
