@@ -20,7 +20,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -509,7 +509,6 @@ def build_catalog(
     fm = load_model_spec(model)
     if ray is None:
         fm.to(resolve_device(device))
-    names, data = load_dataset(images, 224)
     s = CatalogSettings(
         model=model,
         size=size,
@@ -520,11 +519,11 @@ def build_catalog(
         diversity=diversity,
         negative=negative,
         top_k=top_k,
-        dataset_size=data.shape[-1],
-        dataset=dataset_digest(names, data),
     )
-    validate_settings(s)
+    validate_settings(s)  # every user mistake fails here, before the dataset is read
     chosen = catalog_layers(fm, layers, size)
+    names, data = load_dataset(images, s.dataset_size)
+    s = replace(s, dataset=dataset_digest(names, data))
     run = s.key
     store = CatalogStore(out)
     try:

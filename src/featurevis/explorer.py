@@ -383,11 +383,12 @@ def create_app(folder: str | os.PathLike):
         st = json.loads(row["settings"])
         figures = [
             ("achieved activation (mean over positions)", _fmt(c["activation"])),
-            ("max activation over the dataset", _fmt(c["dataset_max"])),
+            ("best dataset image (mean over positions)", _fmt(imgs[0]["value"]) if imgs else "–"),
+            ("max activation over the dataset (one position)", _fmt(c["dataset_max"])),
             ("negative image's activation", _fmt(c["negative_activation"])),
             ("seed", c["seed"]),
             ("render time per channel (shard time / channels)", f"{c['seconds']:.2f} s"),
-            ("shard", f"{fig.get('shard_channels')} channels in {fig.get('shard_seconds')} s"),
+            ("shard", f"{fig.get('shard_channels')} channels in {fig.get('shard_seconds', 0):.1f} s"),
             ("settings", ", ".join(f"{k}={v}" for k, v in st.items() if k not in ("model", "dataset"))),
         ]
         table = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in figures)
