@@ -16,6 +16,7 @@ from featurevis import explorer
 from featurevis.catalog import build_catalog
 
 HERE = Path(__file__).parent
+pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 TINY = f"{HERE / 'catalog_tiny.py'}:build"
 CHROMIUM = "/usr/bin/chromium"
 
@@ -72,6 +73,8 @@ def test_pages_and_cached_images(client, catalog):
         "/files/catalog.sqlite-wal",
         "/files/..%2fcatalog.sqlite",
         "/files/%00.png",
+        "/files/" + "a" * 5000 + ".png",
+        "/files/" + "/".join(["d"] * 3000) + ".png",
     ],
 )
 def test_no_file_outside_the_catalog_images_is_served(client, url):
@@ -221,3 +224,28 @@ def test_browse_and_render_in_headless_chromium(server, catalog):
         assert page.eval_on_selector("#result", "i => i.naturalWidth") == 64
         assert page.eval_on_selector("#bar", "b => b.value") == 60
         browser.close()
+
+
+def test_odd_requests_never_get_a_500(client, catalog):
+    _, run = catalog
+    gets = [
+        "/run/%00",
+        f"/run/{run}/layer/%00",
+        f"/run/{run}/layer/conv2/-1",
+        f"/run/{run}/layer/conv2/99999999999999999999999",
+        "/search?q=",
+        "/search?q=:::",
+        "/search?q=conv2:-1",
+        f"/search?q=conv2:1&run={'x' * 300}",
+        "/new?channel=-1",
+        "/new?run=%00",
+        "/jobs/%00",
+        "/jobs/render",
+    ]
+    for url in gets:
+        r = client.get(url)
+        assert 400 <= r.status_code < 500, (url, r.status_code)
+    for data, files in [({}, None), ({"run": run}, None), ({"run": run, "layer": "conv2", "channel": "1e9"}, None)]:
+        for url in ("/jobs/render", "/jobs/dream"):
+            r = client.post(url, data=data, files=files)
+            assert 400 <= r.status_code < 500, (url, data, r.status_code)

@@ -39,6 +39,8 @@ MAX_PENDING = 8
 #: Served file types; everything else (the database, temporary files) is never served.
 SERVED_SUFFIXES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 JOBS_DIR = "_jobs"
+#: Finished jobs remembered (their result files stay in the catalog's _jobs folder).
+KEEP_FINISHED = 200
 
 
 # -- on-demand jobs -----------------------------------------------------------------------------
@@ -90,6 +92,10 @@ class JobQueue:
             job = Job(uuid.uuid4().hex[:12], kind, title)
             self.jobs[job.id] = job
             self.order.append(job.id)
+            finished = [i for i in self.order if self.jobs[i].status in ("done", "error")]
+            for old in finished[: max(0, len(finished) - KEEP_FINISHED)]:  # bounded memory
+                self.order.remove(old)
+                del self.jobs[old]
         self.pending.put((job, fn))
         return job
 
@@ -202,7 +208,7 @@ def _fmt(v: float | None) -> str:
 def create_app(folder: str | os.PathLike):
     """The explorer's ASGI app for the catalog in ``folder``."""
     try:
-        from fastapi import FastAPI, File, Form, Request, UploadFile
+        from fastapi import FastAPI, File, Form, Query, Request, UploadFile
         from fastapi.exceptions import RequestValidationError
         from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
         from starlette.exceptions import HTTPException
@@ -436,10 +442,13 @@ def create_app(folder: str | os.PathLike):
         rel = Path(path)
         if "\x00" in path or rel.is_absolute() or any(p in ("..", "") or p.startswith(".") for p in rel.parts):
             raise Problem(404, "no such file")
-        p = (root / rel).resolve()
-        if not p.is_relative_to(root) or p.suffix.lower() not in SERVED_SUFFIXES or not p.is_file():
-            raise Problem(404, "no such file")
-        stat = p.stat()
+        try:
+            p = (root / rel).resolve()
+            if not p.is_relative_to(root) or p.suffix.lower() not in SERVED_SUFFIXES or not p.is_file():
+                raise Problem(404, "no such file")
+            stat = p.stat()
+        except OSError:  # a name too long, a loop of links...
+            raise Problem(404, "no such file") from None
         etag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
         headers = {"Cache-Control": "public, max-age=604800", "ETag": etag}
         if request.headers.get("if-none-match") == etag:
@@ -458,7 +467,11 @@ def create_app(folder: str | os.PathLike):
             return models[key]
 
     @app.get("/new", response_class=HTMLResponse)
-    def new_page(run: str | None = None, layer: str = "", channel: int = 0):
+    def new_page(
+        run: str | None = None,
+        layer: Annotated[str, Query(max_length=200)] = "",
+        channel: Annotated[int, Query(ge=0)] = 0,
+    ):
         with store() as s:
             runs = s.runs()
             if run is not None:
