@@ -60,6 +60,8 @@ def test_pages_and_cached_images(client, catalog):
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
     assert "max-age" in r.headers["cache-control"] and r.headers["etag"]
     assert client.get(srcs[0], headers={"If-None-Match": r.headers["etag"]}).status_code == 304
+    head = client.head(srcs[0])
+    assert head.status_code == 200 and head.headers["etag"] == r.headers["etag"] and not head.content
     assert client.get("/search?q=conv3:4", follow_redirects=False).headers["location"] == f"/run/{run}/layer/conv3/4"
 
 

@@ -437,7 +437,7 @@ def create_app(folder: str | os.PathLike):
             known = sorted({x["layer"] for r in runs for x in s.layers(r)})
         raise Problem(404, str(unknown("layer", layer, known)) if known else "no layers in this catalog")
 
-    @app.get("/files/{path:path}")
+    @app.api_route("/files/{path:path}", methods=["GET", "HEAD"])
     def files(path: str, request: Request):
         rel = Path(path)
         if "\x00" in path or rel.is_absolute() or any(p in ("..", "") or p.startswith(".") for p in rel.parts):
