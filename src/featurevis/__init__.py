@@ -7,6 +7,8 @@ result.save("channel.png")
 
 from . import objectives, transforms
 from .attack import AttackResult, attack
+from .catalog import BuildReport, build_catalog, load_model_spec
+from .catalog_store import CatalogStore
 from .cppn import CPPNGenome, CPPNImage
 from .dream import DreamResult, dream, dream_zoom
 from .errors import FeaturevisError
@@ -28,8 +30,10 @@ __version__ = "0.1.0"
 __all__ = [
     "ZOO",
     "AttackResult",
+    "BuildReport",
     "CPPNGenome",
     "CPPNImage",
+    "CatalogStore",
     "DreamResult",
     "EvolveResult",
     "FeatureModel",
@@ -45,6 +49,7 @@ __all__ = [
     "ZooEntry",
     "as_model",
     "attack",
+    "build_catalog",
     "dream",
     "dream_zoom",
     "evolve",
@@ -54,6 +59,7 @@ __all__ = [
     "invert_depths",
     "load_image",
     "load_model",
+    "load_model_spec",
     "load_style_net",
     "objectives",
     "optimize",

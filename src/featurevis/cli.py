@@ -188,6 +188,8 @@ RECIPE_COMMAND_MODULES: tuple[str, ...] = (
     "featurevis.attack",
     "featurevis.saliency",
     "featurevis.evolve",
+    "featurevis.catalog",
+    "featurevis.explorer",
 )
 
 

@@ -243,6 +243,7 @@ def dream(
     seed: int = 0,
     device: str | torch.device | None = None,
     progress: bool = True,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> DreamResult:
     """Dream on ``image``: make ``layers``' objective grow by normalized gradient ascent.
 
@@ -257,6 +258,7 @@ def dream(
         tile: largest side the network sees at once; bounds memory for any photo size.
         guide: an image whose features the dream pulls toward, instead of amplifying the layer.
         mask: ``H×W`` in [0, 1] (or an image file); 0 keeps the photo there exactly.
+        on_step: called as ``on_step(done, total)`` after every gradient step (live progress).
     Returns:
         A :class:`DreamResult` at the photo's own size; Ctrl-C stops early and keeps what is done.
     """
@@ -280,6 +282,7 @@ def dream(
     detail = torch.zeros(1, 3, *shapes[0], device=dev)
     img = base = None
     interrupted = False
+    done = 0
     try:
         for k, (h, w) in enumerate(shapes):
             base = _resize(photo, (h, w))
@@ -297,6 +300,9 @@ def dream(
                     tqdm.write("featurevis: gradient is not finite; keeping the image so far")
                     break
                 img.add_(grad, alpha=step_size / (float(scale) + 1e-8)).clamp_(0, 1)
+                done += 1
+                if on_step is not None:
+                    on_step(done, steps * len(shapes))
             detail = img - base
     except KeyboardInterrupt:
         interrupted = True

@@ -190,24 +190,29 @@ def class_log_prob(cls: int, batch: int | None = None) -> Objective:
     )
 
 
-def diversity(name: str) -> Objective:
+def diversity(name: str, group: int | None = None) -> Objective:
     """Minus the mean cosine similarity of each image's Gram matrix to the others'.
 
     Adding ``w * diversity(layer)`` pushes the images of a batch to show different facets of
-    the same target (Olah et al. 2017).
+    the same target (Olah et al. 2017). With ``group=n`` images are compared only within
+    consecutive groups of ``n``, so one batch can hold diversity sets of several targets.
     """
 
     def fn(a: Acts) -> torch.Tensor:
         t = a[name]
         b, c = t.shape[:2]
-        if b < 2:
+        n = group or b
+        if n < 2:
             return torch.zeros(b, device=t.device, dtype=t.dtype)
+        if b % n:
+            raise ValueError(f"diversity groups of {n} do not divide a batch of {b}")
         flat = t.reshape(b, c, -1)
-        gram = F.normalize((flat @ flat.transpose(1, 2)).reshape(b, -1), dim=1)
-        sim = gram @ gram.T
-        return -(sim.sum(1) - sim.diagonal()) / (b - 1)
+        gram = F.normalize((flat @ flat.transpose(1, 2)).reshape(b // n, n, -1), dim=2)
+        sim = gram @ gram.transpose(1, 2)
+        return (-(sim.sum(2) - sim.diagonal(dim1=1, dim2=2)) / (n - 1)).reshape(b)
 
-    return Objective(fn, frozenset({name}), f"diversity({name})", ((name, None),))
+    suffix = f", group={group}" if group else ""
+    return Objective(fn, frozenset({name}), f"diversity({name}{suffix})", ((name, None),))
 
 
 def l1(constant: float = 0.5) -> Objective:
