@@ -342,3 +342,23 @@ def test_resnet50_v2_file_in_the_cache_is_accepted():
     assert ZOO["resnet50"].cached_path() is None
     (folder / "resnet50-11ad3fa6.pth").write_bytes(b"")  # torchvision's current default file name
     assert ZOO["resnet50"].cached_path() == folder / "resnet50-11ad3fa6.pth"
+
+
+def test_catalog_builds_a_zoo_model_from_its_checkpoint(checkpoint, tmp_path, one_thread):
+    report = fv.build_catalog(
+        "googlenet",
+        tmp_path / "cat",
+        weights=checkpoint("googlenet"),
+        layers="inception3a.branch1",
+        size=64,
+        steps=1,
+        batch=64,
+        diversity=0,
+        negative=False,
+        top_k=1,
+        progress=False,
+    )
+    assert report.channels == 64
+    store = fv.CatalogStore(tmp_path / "cat")
+    assert len(store.done_channels(report.run, "inception3a.branch1")) == 64
+    store.close()

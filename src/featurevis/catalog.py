@@ -77,6 +77,7 @@ class CatalogSettings:
     top_k: int = 6
     dataset_size: int = 224
     dataset: str = "samples"  # a digest of the dataset images
+    weights: str | None = None  # a zoo model's checkpoint file (absolute path), when not the default
 
     @property
     def key(self) -> str:
@@ -98,14 +99,17 @@ def validate_settings(s: CatalogSettings) -> None:
 
 
 # -- models by name or spec ----------------------------------------------------------------------
-def load_model_spec(spec: str) -> FeatureModel:
-    """A zoo name (``lite0``), or ``module:factory`` / ``path/to/file.py:factory`` for your own model.
+def load_model_spec(spec: str, weights: str | os.PathLike | None = None) -> FeatureModel:
+    """A zoo name (``lite0``, with an optional checkpoint file ``weights``), or ``module:factory`` /
+    ``path/to/file.py:factory`` for your own model.
 
     Why a string: Ray workers and resumed builds rebuild the same model from it. The factory is
     called without arguments and returns a ``FeatureModel`` or any ``nn.Module``.
     """
     if ALIASES.get(spec, spec) in ZOO or ":" not in spec:
-        return load_model(spec)
+        return load_model(spec, weights)
+    if weights is not None:
+        raise FeaturevisError("weights apply to zoo models; a factory loads its own")
     where, _, attr = spec.rpartition(":")
     try:
         if where.endswith(".py"):
@@ -303,7 +307,7 @@ class _LayerStats:
         self.hw = tuple(a.shape[-2:])
 
 
-_MODELS: dict[str, FeatureModel] = {}
+_MODELS: dict[tuple[str, str | None], FeatureModel] = {}
 _STATS: dict[tuple[str, str], _LayerStats] = {}
 
 
@@ -380,10 +384,10 @@ def _shard_task(s_dict: dict, layer: str, chs: list[int], images: torch.Tensor |
     """A Ray task: one thread, the model rebuilt (once per worker) from the settings' spec."""
     torch.set_num_threads(1)
     s = CatalogSettings(**s_dict)
-    model = _MODELS.get(s.model)
+    model = _MODELS.get((s.model, s.weights))
     if model is None:
         _MODELS.clear()
-        model = _MODELS[s.model] = load_model_spec(s.model)
+        model = _MODELS[(s.model, s.weights)] = load_model_spec(s.model, s.weights)
     device = "cuda" if torch.cuda.is_available() and _ray_gpu_ids() else "cpu"
     model.to(device)
     return render_shard(model, s, layer, chs, images)
@@ -477,6 +481,7 @@ def build_catalog(
     model: str,
     out: str | os.PathLike,
     *,
+    weights: str | os.PathLike | None = None,
     layers: str | Sequence[str] = "all",
     images: str | os.PathLike | None = None,
     size: int = 128,
@@ -496,6 +501,7 @@ def build_catalog(
 
     Args:
         model: a zoo name or ``module:factory`` / ``file.py:factory`` (see :func:`load_model_spec`).
+        weights: a zoo model's checkpoint file (default: the zoo's lookup: package, cache, download).
         layers: ``"all"``, ``"a,b"`` or a list of layer names.
         images: a folder of dataset images (default: scikit-image's sample photos).
         batch: channels rendered together in one shard.
@@ -506,7 +512,8 @@ def build_catalog(
         interrupted build resumes where it stopped; channels already done are skipped.
     """
     model = normalize_spec(model)
-    fm = load_model_spec(model)
+    weights = str(Path(weights).resolve()) if weights is not None else None
+    fm = load_model_spec(model, weights)
     if ray is None:
         fm.to(resolve_device(device))
     s = CatalogSettings(
@@ -519,6 +526,7 @@ def build_catalog(
         diversity=diversity,
         negative=negative,
         top_k=top_k,
+        weights=weights,
     )
     validate_settings(s)  # every user mistake fails here, before the dataset is read
     chosen = catalog_layers(fm, layers, size)
@@ -613,6 +621,7 @@ def _catalog_args(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="catalog_command", metavar="ACTION", required=True)
     b = sub.add_parser("build", help="render every channel of the chosen layers into a catalog folder")
     b.add_argument("model", help="zoo model (lite0) or module:factory / file.py:factory for your own")
+    b.add_argument("--weights", default=None, help="checkpoint file for a zoo model (default: zoo lookup)")
     b.add_argument("--layers", default="all", help="comma-separated layer names, or all (default)")
     b.add_argument("--images", default=None, help="folder of dataset images (default: scikit-image samples)")
     b.add_argument("--out", default="featurevis-catalog", help="catalog folder (default ./featurevis-catalog)")
@@ -641,6 +650,7 @@ def run_catalog(args: argparse.Namespace) -> int:
     report = build_catalog(
         args.model,
         args.out,
+        weights=args.weights,
         layers=args.layers,
         images=args.images,
         size=args.size,
