@@ -48,6 +48,10 @@ class Parameterization(nn.Module):
     batch: int
     size: tuple[int, int]
 
+    def constrain(self) -> None:
+        """Called by :func:`~featurevis.render.optimize` after every optimizer step: project
+        the parameters back into their allowed set (e.g. clip a generator's code). No-op here."""
+
 
 class PixelImage(Parameterization):
     """One free parameter per pixel and channel (optionally in the decorrelated colour basis)."""
@@ -130,9 +134,14 @@ def make_param(
     decorrelate: bool = True,
     generator: torch.Generator | None = None,
 ) -> Parameterization:
-    """A parameterization by name: ``fourier`` (default) or ``pixel``; ``sd`` is the initial noise."""
+    """A parameterization by name: ``fourier`` (default), ``pixel`` or ``maco`` (natural
+    magnitude spectrum, phase optimized); ``sd`` is the initial noise."""
+    if kind == "maco":
+        from .maco import MacoImage
+
+        return MacoImage(batch, size, generator=generator)
     if kind == "fourier":
         return FourierImage(batch, size, sd=sd, decorrelate=decorrelate, generator=generator)
     if kind == "pixel":
         return PixelImage(batch, size, sd=sd, decorrelate=decorrelate, generator=generator)
-    raise FeaturevisError(f"unknown parameterization {kind!r}: choose fourier or pixel")
+    raise FeaturevisError(f"unknown parameterization {kind!r}: choose fourier, pixel or maco")
