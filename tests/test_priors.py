@@ -137,9 +137,12 @@ def test_dgn_restarts_keep_the_best_and_start_from_images(tiny, photos, one_thre
 
 def test_bounds_are_three_std_and_files_are_checked(tiny, tmp_path, one_thread):
     x = torch.rand(6, 3, 32, 32)
-    a = fv.activation_bounds(tiny, "pool", x)
-    acts = tiny(x, ["pool"])["pool"]
-    assert torch.allclose(a, 3 * acts.std(0), atol=1e-5)
+    low, high = fv.activation_bounds(tiny, "relu2", x)  # after a ReLU: DGN-AM's [0, 3 std]
+    acts = tiny(x, ["relu2"])["relu2"]
+    assert (low == 0).all() and torch.allclose(high, 3 * acts.std(0), atol=1e-5)
+    low, high = fv.activation_bounds(tiny, "conv3", x)  # signed: mean +- 3 std
+    acts = tiny(x, ["conv3"])["conv3"]
+    assert torch.allclose(low, acts.mean(0) - 3 * acts.std(0), atol=1e-5) and (high > low).all()
     f = tmp_path / "fc6.txt"
     f.write_text(" ".join(str(v) for v in range(16)))
     assert load_bounds(f, (16, 1, 1)).shape == (16, 1, 1)
@@ -154,7 +157,7 @@ def test_prior_train_checkpoints_resumes_and_loads(tiny, photos, tmp_path, one_t
     assert out.is_file() and [e[0] for e in gen.meta["eval"]] == [0, 2, 4]
     loaded = fv.load_generator(out)
     assert loaded.encoder == ("tiny", "pool") and loaded.code_shape == (16, 1, 1)
-    assert (loaded.high > 0).all() and torch.isfinite(loaded.high).all()
+    assert (loaded.high > loaded.low).all() and torch.isfinite(loaded.high).all()
     more = fv.train_prior(tiny, "pool", imgs, out=out, steps=6, batch=2, width=8, resume=True, progress=False)
     assert more.meta["steps"] == 6 and [e[0] for e in more.meta["eval"]] == [0, 2, 4, 6]
     with pytest.raises(fv.FeaturevisError, match="width 8"):

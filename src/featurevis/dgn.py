@@ -62,10 +62,12 @@ class CodeImage(Parameterization):
             raise FeaturevisError(f"decay must be in (0, 1], not {decay}")
         self.gen = generator
         self.decay, self.out_size = decay, size
-        if init is None:
-            span = generator.code_range
-            init = torch.randn(batch, *generator.code_shape, generator=rng).abs() * 0.5 * span
-            init = init + torch.where(torch.isfinite(generator.low), generator.low, torch.zeros(()))
+        if init is None:  # noise around the middle of the range (a sixth of it per std)
+            low, high = generator.low, generator.high
+            bounded = torch.isfinite(low) & torch.isfinite(high)
+            centre = torch.where(bounded, (low + high) / 2, torch.where(torch.isfinite(low), low, 0.0))
+            noise = torch.randn(batch, *generator.code_shape, generator=rng)
+            init = centre + noise * generator.code_range / 6
         init = init.reshape(-1, *generator.code_shape).float()
         if len(init) == 1 and batch > 1:
             init = init.expand(batch, *generator.code_shape)

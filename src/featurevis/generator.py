@@ -213,13 +213,18 @@ def encode(model: FeatureModel, layer: str, images: torch.Tensor, batch: int = 8
 
 def activation_bounds(
     model: FeatureModel, layer: str, images: torch.Tensor, n_std: float = 3.0, batch: int = 8
-) -> torch.Tensor:
-    """Per-unit upper clip bounds for codes of ``layer``: ``n_std`` standard deviations of each
-    unit's activations over ``images`` (DGN-AM's ``a``; the lower bound is 0)."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-unit clip bounds ``(low, high)`` for codes of ``layer`` from its activations on
+    ``images``. A non-negative layer (after a ReLU, like fc6) gets DGN-AM's ``[0, a]`` with
+    ``a`` = ``n_std`` standard deviations of the unit; a signed one ``mean ± n_std·std``."""
     if len(images) < 2:
         raise FeaturevisError("clip bounds need at least 2 images")
     acts = encode(model, layer, images, batch)
-    return n_std * acts.std(0)
+    std = acts.std(0)
+    if bool((acts >= 0).all()):
+        return torch.zeros_like(std), n_std * std
+    mean = acts.mean(0)
+    return mean - n_std * std, mean + n_std * std
 
 
 def load_bounds(path: str | os.PathLike, code_shape: Sequence[int]) -> torch.Tensor:

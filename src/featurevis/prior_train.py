@@ -159,10 +159,10 @@ def train_prior(
             opt_d.load_state_dict(st["disc_optimizer"])
         g.set_state(st["rng"])
         step, history, seconds = st["step"], list(state["meta"]["eval"]), state["meta"]["seconds"]
-        high = state["high"]
+        low, high = state["low"], state["high"]
     else:
         bound_x = jitter_colors(random_crops(photos, BOUND_CROPS, size, torch.Generator().manual_seed(20_000)), g)
-        high = activation_bounds(fm, layer, bound_x, n_std).reshape(code_shape)
+        low, high = (b.reshape(code_shape) for b in activation_bounds(fm, layer, bound_x, n_std))
 
     def evaluate() -> tuple[float, float]:
         net.eval()
@@ -175,7 +175,7 @@ def train_prior(
         return mse, feat
 
     def save() -> None:
-        gen = _as_generator(net, code_shape, high, fm, layer, settings, history, seconds, step)
+        gen = _as_generator(net, code_shape, (low, high), fm, layer, settings, history, seconds, step)
         train_state = {
             "step": step,
             "optimizer": opt.state_dict(),
@@ -230,14 +230,14 @@ def train_prior(
     if interrupted or not history or history[-1][0] != step:
         history.append((step, *evaluate()))
         save()
-    gen = _as_generator(net, code_shape, high, fm, layer, settings, history, seconds, step, freeze=True)
+    gen = _as_generator(net, code_shape, (low, high), fm, layer, settings, history, seconds, step, freeze=True)
     gen.meta["interrupted"] = interrupted
     return gen
 
 
-def _as_generator(net, code_shape, high, fm, layer, settings, history, seconds, step, freeze=False) -> Generator:
+def _as_generator(net, code_shape, bounds, fm, layer, settings, history, seconds, step, freeze=False) -> Generator:
     meta = {**settings, "steps": step, "seconds": seconds, "eval": [list(h) for h in history]}
-    return Generator(net, code_shape, low=0.0, high=high, encoder=(fm.name, layer), meta=meta, freeze=freeze)
+    return Generator(net, code_shape, low=bounds[0], high=bounds[1], encoder=(fm.name, layer), meta=meta, freeze=freeze)
 
 
 def _save_with_state(gen: Generator, path: Path, train_state: dict) -> None:
