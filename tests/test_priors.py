@@ -11,6 +11,7 @@ from featurevis.cli import main
 from featurevis.dgn import CodeImage
 from featurevis.generator import caffe_bgr_to_unit, load_bounds
 from featurevis.maco import MacoImage, natural_spectrum
+from featurevis.param import rgb_to_decorrelated
 from featurevis.render import NormalizedSGD, optimize
 
 #: The published PyTorch conversion of DeePSiM fc6 (upconvGAN_fc6.pt): every key and shape.
@@ -182,7 +183,7 @@ def test_prior_train_and_dgn_render_from_the_cli(tmp_path, capsys, one_thread):
 def test_maco_spectrum_is_natural_and_cached(tmp_path, monkeypatch, photos):
     monkeypatch.setenv("FEATUREVIS_CACHE", str(tmp_path))
     spec = natural_spectrum(32, [photos["chelsea"]])
-    assert spec.shape == (3, 32, 17) and len(list(tmp_path.glob("maco-spectrum-32x32-*.pt"))) == 1
+    assert spec.shape == (3, 32, 17) and len(list(tmp_path.glob("maco-spectrum-v2-32x32-*.pt"))) == 1
     assert torch.equal(natural_spectrum(32, [photos["chelsea"]]), spec)
     low, high = spec[:, 1:4, 1:4].mean(), spec[:, 12:16, 12:16].mean()
     assert low > 5 * high  # natural images: energy falls with frequency
@@ -194,6 +195,12 @@ def test_maco_render_keeps_the_magnitude_and_maps_attribution(tiny, photos, one_
     r = fv.render(tiny, O.channel("conv3", 1), param=p, transforms="maco", steps=30, lr=0.1, progress=False)
     assert (r.values > r.history[0]).all()
     assert list(dict(p.named_parameters())) == ["phase"]
+    # The render's spectrum is still the natural one, up to the standardization's scale
+    # (columns 0 and W/2 excepted: a real image forces their Hermitian symmetry).
+    t = rgb_to_decorrelated(torch.logit(r.images.double()) / p.contrast)
+    mag = torch.fft.rfft2(t, norm="ortho").abs()[..., 1:-1]
+    ratio = mag / spec[..., 1:-1].double()
+    assert torch.allclose(ratio, ratio.flatten(1).median(1).values.view(-1, 1, 1, 1), rtol=1e-3)
     alpha = p.transparency()
     assert alpha.shape == (2, 1, 32, 32) and alpha.max() == 1 and alpha.min() >= 0
     assert p.composite().shape == (2, 3, 32, 32)

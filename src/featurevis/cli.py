@@ -74,7 +74,7 @@ def _render_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate (default 0.05; dgn: 0.1)")
     p.add_argument("--param", choices=["fourier", "pixel", "maco"], default="fourier", help="parameterization")
     p.add_argument("--no-decorrelate", action="store_true", help="optimize RGB instead of decorrelated colour")
-    p.add_argument("--transforms", choices=["standard", "maco", "none"], help="default standard; dgn: none")
+    p.add_argument("--transforms", choices=["standard", "maco", "none"], help="default standard")
     p.add_argument("--prior", choices=["dgn"], default=None, help="dgn: optimize a generator's code (DGN-AM)")
     p.add_argument("--generator", default=None, help="dgn: generator file (prior-train output or upconvGAN_fc6.pt)")
     p.add_argument("--bounds", default=None, help="dgn: per-unit upper code bounds (text or .pt file)")
@@ -161,7 +161,7 @@ def _render_dgn(args: argparse.Namespace, model, obj):
         restarts=args.restarts,
         init=init,
         size=args.size,
-        transforms=args.transforms or "none",
+        transforms=args.transforms or "standard",
         seed=args.seed,
         progress=not args.quiet,
     )

@@ -125,7 +125,7 @@ def dgn(
     init: Sequence[ImageLike] | ImageLike | torch.Tensor | None = None,
     encoder: tuple[FeatureModel, str] | None = None,
     size: int | None = None,
-    transforms: str | Callable | None = "none",
+    transforms: str | Callable | None = "standard",
     schedule: str = "linear",
     seed: int = 0,
     device: str | torch.device | None = None,
@@ -139,7 +139,8 @@ def dgn(
         decay: per-step multiplier of the code (L2 prior); 1 turns it off.
         init: start images (encoded; see :func:`encode_images`) or codes; default noise.
         size: side the model sees (default: the generator's own output side).
-        transforms: ``"none"`` (the paper's), ``"standard"`` or a callable.
+        transforms: ``"standard"`` (default: on lite0 its renders transfer to lite1/lite2
+            far better, ``benchmarks/RESULTS.md``), ``"none"`` (the paper's) or a callable.
     """
     if restarts < 1 or steps < 1:
         raise FeaturevisError("steps and restarts must be at least 1")

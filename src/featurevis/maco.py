@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from . import transforms as T
 from .errors import FeaturevisError
 from .images import ImageLike, as_image, atomic_write
-from .param import Parameterization
+from .param import Parameterization, decorrelated_to_rgb, rgb_to_decorrelated
 
 #: Random crops per photo used to estimate the spectrum.
 SPECTRUM_CROPS = 32
@@ -41,7 +41,8 @@ def cache_dir() -> Path:
 
 def estimate_spectrum(images: Sequence[ImageLike], size: int | tuple[int, int], seed: int = 0) -> torch.Tensor:
     """Mean Fourier magnitude (``3×H×(W//2+1)``, orthonormal FFT) of random square crops of
-    ``images`` resized to ``size``, each crop's mean colour removed."""
+    ``images`` resized to ``size``, each crop's mean colour removed, in the decorrelated colour
+    basis (luminance and two colour-opponent channels, as :class:`FourierImage` uses)."""
     h, w = (size, size) if isinstance(size, int) else size
     photos = [as_image(i, "spectrum image") for i in images]
     if not photos:
@@ -56,11 +57,16 @@ def estimate_spectrum(images: Sequence[ImageLike], size: int | tuple[int, int], 
             y = int(torch.randint(ph - side + 1, (1,), generator=g))
             x = int(torch.randint(pw - side + 1, (1,), generator=g))
             crop = p[..., y : y + side, x : x + side]
-            crop = F.interpolate(crop, size=(h, w), mode="bilinear", antialias=True, align_corners=False)[0]
-            crop = crop - crop.mean(dim=(1, 2), keepdim=True)
+            crop = F.interpolate(crop, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+            crop = rgb_to_decorrelated(crop - crop.mean(dim=(2, 3), keepdim=True))[0]
             total += torch.fft.rfft2(crop, norm="ortho").abs()
             n += 1
-    return total / n
+    # Smooth across neighbouring frequencies: a few photos leave sharp peaks (JPEG blocks,
+    # repeated structure) that would print as a fine grid on every render.
+    mean = (total / n)[None]
+    padded = torch.cat([mean[..., -1:, :], mean, mean[..., :1, :]], dim=-2)  # fy wraps around
+    padded = F.pad(padded, (1, 1, 0, 0), mode="replicate")
+    return F.avg_pool2d(padded, 3, stride=1)[0]
 
 
 def natural_spectrum(size: int | tuple[int, int], images: Sequence[ImageLike] | None = None) -> torch.Tensor:
@@ -74,7 +80,7 @@ def natural_spectrum(size: int | tuple[int, int], images: Sequence[ImageLike] | 
     for p in photos:
         digest.update(str(tuple(p.shape)).encode())
         digest.update(p[..., ::7, ::7].contiguous().numpy().tobytes())
-    path = cache_dir() / f"maco-spectrum-{h}x{w}-{digest.hexdigest()[:12]}.pt"
+    path = cache_dir() / f"maco-spectrum-v2-{h}x{w}-{digest.hexdigest()[:12]}.pt"
     if path.is_file():
         try:
             spec = torch.load(path, map_location="cpu", weights_only=True)
@@ -95,7 +101,8 @@ def natural_spectrum(size: int | tuple[int, int], images: Sequence[ImageLike] | 
 class MacoImage(Parameterization):
     """Images with a fixed natural magnitude spectrum; the parameters are the phases.
 
-    The inverse FFT is standardized per image and squashed by a sigmoid (``contrast`` sets how
+    The spectrum lives in the decorrelated colour basis, so with one phase per channel the
+    colours stay natural. The inverse FFT is standardized per image and squashed by a sigmoid (``contrast`` sets how
     far the standardized values reach into [0, 1]). While it is optimized, the absolute
     gradient reaching each pixel is accumulated: :meth:`transparency` returns it normalized.
 
@@ -127,7 +134,7 @@ class MacoImage(Parameterization):
     def forward(self) -> torch.Tensor:
         h, w = self.size
         coeffs = torch.polar(self.magnitude.expand_as(self.phase), self.phase)
-        t = torch.fft.irfft2(coeffs, s=(h, w), norm="ortho")
+        t = decorrelated_to_rgb(torch.fft.irfft2(coeffs, s=(h, w), norm="ortho"))
         t = (t - t.mean(dim=(1, 2, 3), keepdim=True)) / (t.std(dim=(1, 2, 3), keepdim=True) + 1e-8)
         img = torch.sigmoid(self.contrast * t)
         if img.requires_grad and torch.is_grad_enabled():
