@@ -247,8 +247,9 @@ def load_bounds(path: str | os.PathLike, code_shape: Sequence[int]) -> torch.Ten
 
 
 # -- files ------------------------------------------------------------------------------------
-def save_generator(gen: Generator, path: str | os.PathLike) -> Path:
-    """Write an :class:`UpconvGenerator`-based generator atomically (``load_generator`` reads it)."""
+def save_generator(gen: Generator, path: str | os.PathLike, extra: dict | None = None) -> Path:
+    """Write an :class:`UpconvGenerator`-based generator atomically (``load_generator`` reads it);
+    ``extra`` entries (e.g. training state) go into the same file."""
     if not isinstance(gen.net, UpconvGenerator):
         raise FeaturevisError("only generators trained by featurevis (UpconvGenerator) can be saved")
     p = Path(path)
@@ -261,6 +262,7 @@ def save_generator(gen: Generator, path: str | os.PathLike) -> Path:
         "high": gen.high.cpu(),
         "encoder": list(gen.encoder) if gen.encoder else None,
         "meta": gen.meta,
+        **(extra or {}),
     }
     with atomic_write(p) as tmp:
         torch.save(payload, tmp)

@@ -75,7 +75,16 @@ def natural_spectrum(size: int | tuple[int, int], images: Sequence[ImageLike] | 
     from .fast_style import sample_photos
 
     h, w = (size, size) if isinstance(size, int) else size
-    photos = [as_image(i, "spectrum image") for i in images] if images is not None else sample_photos()
+    if images is None:
+        try:
+            photos = sample_photos()
+        except FeaturevisError:
+            raise FeaturevisError(
+                "MACO estimates its spectrum from photos: install scikit-image for the sample photos "
+                "(pip install 'featurevis[samples]') or pass natural_spectrum(size, your_photos)"
+            ) from None
+    else:
+        photos = [as_image(i, "spectrum image") for i in images]
     digest = hashlib.sha1()
     for p in photos:
         digest.update(str(tuple(p.shape)).encode())

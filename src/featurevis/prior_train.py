@@ -29,7 +29,7 @@ from .commands import _positive, _positive_float, add_common, command, model_fro
 from .errors import FeaturevisError
 from .fast_style import load_folder, random_crops, sample_photos
 from .generator import FORMAT, Generator, UpconvGenerator, activation_bounds, load_generator, save_generator
-from .images import ImageLike, as_image, atomic_write
+from .images import ImageLike, as_image
 from .invert import fit_size
 from .model import FeatureModel
 from .render import resolve_device
@@ -184,7 +184,7 @@ def train_prior(
             "rng": g.get_state(),
             "settings": settings,
         }
-        _save_with_state(gen, out, train_state)
+        save_generator(gen, out, {"train": train_state})  # one atomic write: weights + resume state
 
     if not history:
         history.append((0, *evaluate()))
@@ -238,15 +238,6 @@ def train_prior(
 def _as_generator(net, code_shape, bounds, fm, layer, settings, history, seconds, step, freeze=False) -> Generator:
     meta = {**settings, "steps": step, "seconds": seconds, "eval": [list(h) for h in history]}
     return Generator(net, code_shape, low=bounds[0], high=bounds[1], encoder=(fm.name, layer), meta=meta, freeze=freeze)
-
-
-def _save_with_state(gen: Generator, path: Path, train_state: dict) -> None:
-    """The generator file plus what resuming needs, in one atomic write."""
-    save_generator(gen, path)
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    payload["train"] = train_state
-    with atomic_write(path) as tmp:
-        torch.save(payload, tmp)
 
 
 def _load_state(path: Path) -> dict:
