@@ -211,3 +211,16 @@ def test_render_cli_param_maco(tmp_path, capsys, one_thread):
     code = main(["render", "lite0", "_blocks.4:7", "--param", "maco", "--transforms", "maco", "--size", "64",
                  "--steps", "3", "-o", str(out), "-q"])  # fmt: skip
     assert code == 0 and out.is_file()
+
+
+def test_any_callable_is_a_generator(tiny, one_thread):
+    basis = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+
+    def draw(code: torch.Tensor) -> torch.Tensor:  # e.g. a GAN the user has, with codes in [-2, 2]
+        return torch.sigmoid(torch.einsum("bk,kchw->bchw", code, basis.to(code)))
+
+    gen = fv.Generator(draw, (8,), low=-2.0, high=2.0)
+    r = fv.dgn(tiny, O.channel("conv3", 2), gen, steps=20, transforms="none", progress=False)
+    codes = r.settings["codes"]
+    assert r.images.shape == (1, 3, 16, 16) and codes.abs().max() <= 2
+    assert r.values[0] > r.history[0, 0]

@@ -35,7 +35,8 @@ from .model import FeatureModel
 from .render import resolve_device
 from .zoo import as_model
 
-#: Crops used to estimate the per-unit clip bounds, and held-out crops that measure progress.
+#: Crops used to estimate the per-unit clip bounds, and fixed crops (never trained on, but from
+#: the same photos) that measure progress.
 BOUND_CROPS, EVAL_CROPS = 64, 8
 
 
