@@ -163,6 +163,12 @@ def test_prior_train_checkpoints_resumes_and_loads(tiny, photos, tmp_path, one_t
     assert more.meta["steps"] == 6 and [e[0] for e in more.meta["eval"]] == [0, 2, 4, 6]
     with pytest.raises(fv.FeaturevisError, match="width 8"):
         fv.train_prior(tiny, "pool", imgs, out=out, steps=8, width=16, resume=True, progress=False)
+    adv = tmp_path / "adv.pt"  # the optional adversarial term: its discriminator is checkpointed too
+    fv.train_prior(tiny, "relu2", imgs, out=adv, steps=2, batch=2, width=8, adversarial=0.1, progress=False)
+    assert torch.load(adv, weights_only=True)["train"]["disc"]
+    again = fv.train_prior(tiny, "relu2", imgs, out=adv, steps=3, batch=2, width=8, adversarial=0.1, resume=True,
+                           progress=False)  # fmt: skip
+    assert again.meta["steps"] == 3
 
 
 def test_prior_train_and_dgn_render_from_the_cli(tmp_path, capsys, one_thread):
