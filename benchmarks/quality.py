@@ -1,6 +1,7 @@
 """Fidelity of class visualizations: do renders made on lite0 transfer to lite1 and lite2?
 
     python benchmarks/quality.py [--out /tmp/fv-quality] [render options; default: render's defaults]
+    python benchmarks/quality.py --prior dgn --generator prior.pt [--restarts N]   # DGN-AM renders
 
 The protocol of ../shared/REFERENCE.md (Fel et al. 2023's transferability): 20 seeded ImageNet
 classes are rendered on lite0 at 224 px with the given settings, saved as 8-bit images, and
@@ -51,12 +52,18 @@ def judge(model: fv.FeatureModel, images: torch.Tensor, classes: list[int]) -> d
     }
 
 
-def render_classes(model: fv.FeatureModel, classes: list[int], batch: int, **kwargs) -> tuple[torch.Tensor, float]:
+def render_classes(
+    model: fv.FeatureModel, classes: list[int], batch: int, generator: fv.Generator | None = None, **kwargs
+) -> tuple[torch.Tensor, float]:
+    """Renders of ``classes``; through ``generator``'s codes (DGN-AM) when one is given."""
     out, t0 = [], time.perf_counter()
     for start in range(0, len(classes), batch):
         chunk = classes[start : start + batch]
         obj = sum(O.class_logit(c, batch=i) for i, c in enumerate(chunk))
-        out.append(fv.render(model, obj, batch=len(chunk), **kwargs).images)
+        if generator is not None:
+            out.append(fv.dgn(model, obj, generator, batch=len(chunk), **kwargs).images)
+        else:
+            out.append(fv.render(model, obj, batch=len(chunk), **kwargs).images)
     return torch.cat(out), time.perf_counter() - t0
 
 
@@ -71,6 +78,9 @@ def main() -> None:
     ap.add_argument("--schedule")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--prior", choices=["dgn"], help="render through a generator (DGN-AM)")
+    ap.add_argument("--generator", help="generator file for --prior dgn")
+    ap.add_argument("--restarts", type=int, help="DGN-AM restarts")
     ap.add_argument("--classes", type=int, default=len(CLASSES), help="use the first N classes")
     ap.add_argument("--out", type=Path, default=Path("/tmp/fv-quality"))
     ap.add_argument("--label", default="featurevis defaults")
@@ -78,11 +88,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     classes = CLASSES[: args.classes]
     lite0 = fv.load_model("efficientnet_lite0")
-    options = {k: getattr(args, k) for k in ("steps", "lr", "param", "transforms", "schedule")}
-    options = {k: v for k, v in options.items() if v is not None}  # unset: render's defaults
-    images, seconds = render_classes(
-        lite0, classes, args.batch, size=args.size, seed=args.seed, progress=False, **options
-    )
+    keys = ("steps", "lr", "transforms", "schedule") + (("restarts",) if args.prior else ("param",))
+    options = {k: getattr(args, k) for k in keys}
+    options = {k: v for k, v in options.items() if v is not None}  # unset: render's / dgn's defaults
+    gen = fv.load_generator(args.generator) if args.prior == "dgn" else None
+    if gen is None:
+        options["size"] = args.size
+    images, seconds = render_classes(lite0, classes, args.batch, gen, seed=args.seed, progress=False, **options)
     images = quantize(images)
     args.out.mkdir(parents=True, exist_ok=True)
     fv.save_image(images, args.out / "grid.png")

@@ -71,7 +71,7 @@ def test_schedule_is_applied(tiny):
     assert not torch.allclose(const.images, cosine.images)
     assert cosine.settings["schedule"] == "cosine"
     with pytest.raises(fv.FeaturevisError, match="unknown schedule"):
-        fv.render(tiny, "conv3:1", size=32, steps=2, progress=False, schedule="linear")
+        fv.render(tiny, "conv3:1", size=32, steps=2, progress=False, schedule="step")
 
 
 def test_diversity_makes_batch_images_differ(tiny):

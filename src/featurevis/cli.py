@@ -95,13 +95,19 @@ def _render_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", help='e.g. _blocks.8:12, _blocks.8:12@3,4, _blocks.8, class:285, class:"Egyptian cat"')
     p.add_argument("-o", "--output", default=None, help="output PNG/JPG (default: derived from the target)")
     p.add_argument("--size", type=_positive, help="image side in px (default: the model's input size)")
-    p.add_argument("--steps", type=_positive, default=DEFAULT_STEPS, help=f"steps (default {DEFAULT_STEPS})")
+    p.add_argument("--steps", type=_positive, default=None, help=f"steps (default {DEFAULT_STEPS}; dgn: 200)")
     p.add_argument("--batch", type=_positive, default=1, help="images rendered together (a grid)")
-    p.add_argument("--lr", type=_positive_float, help="Adam learning rate (default 0.05; 0.003 for --param cppn)")
-    p.add_argument("--param", choices=["fourier", "pixel", "cppn"], default="fourier", help="parameterization")
+    p.add_argument("--lr", type=_positive_float, default=None, help="learning rate (default 0.05; cppn 0.003; dgn 0.1)")
+    p.add_argument("--param", choices=["fourier", "pixel", "cppn", "maco"], default="fourier", help="parameterization")
     p.add_argument("--save-size", type=_positive, help="cppn only: draw the result again at this side to save it")
     p.add_argument("--no-decorrelate", action="store_true", help="optimize RGB instead of decorrelated colour")
-    p.add_argument("--transforms", choices=["standard", "none"], default="standard")
+    p.add_argument("--transforms", choices=["standard", "maco", "none"], help="default standard")
+    p.add_argument("--prior", choices=["dgn"], default=None, help="dgn: optimize a generator's code (DGN-AM)")
+    p.add_argument("--generator", default=None, help="dgn: generator file (prior-train output or upconvGAN_fc6.pt)")
+    p.add_argument("--bounds", default=None, help="dgn: per-unit upper code bounds (text or .pt file)")
+    p.add_argument("--decay", type=_positive_float, default=0.99, help="dgn: code multiplier per step (default 0.99)")
+    p.add_argument("--restarts", type=_positive, default=1, help="dgn: runs from different starts; keeps the best")
+    p.add_argument("--init", default=None, help="dgn: start from this photo's code instead of noise")
     p.add_argument("--schedule", choices=["constant", "cosine"], default="constant", help="learning-rate schedule")
     p.add_argument("--diversity", type=float, default=0.0, help="weight of the batch diversity term")
     p.add_argument("--diversity-layer", default=None, help="layer the diversity term compares (default: auto)")
@@ -124,26 +130,31 @@ def run_render(args: argparse.Namespace) -> int:
     out = check_writable(args.output or _default_output(args.target))
     if args.save_size and args.param != "cppn":
         raise FeaturevisError("--save-size needs --param cppn (only a CPPN can be drawn at another size)")
+    if args.prior is None and (args.generator or args.bounds or args.init):
+        raise FeaturevisError("--generator, --bounds and --init belong to --prior dgn")
     model = model_from_args(args)
     obj = parse_target(model, args.target)
     if args.negative:
         obj = -obj
-    result = render(
-        model,
-        obj,
-        size=args.size,
-        batch=args.batch,
-        steps=args.steps,
-        lr=args.lr,
-        seed=args.seed,
-        param=args.param,
-        decorrelate=not args.no_decorrelate,
-        transforms=args.transforms,
-        diversity=args.diversity,
-        diversity_layer=args.diversity_layer,
-        snapshots=args.snapshots,
-        progress=not args.quiet,
-    )
+    if args.prior == "dgn":
+        result = _render_dgn(args, model, obj)
+    else:
+        result = render(
+            model,
+            obj,
+            size=args.size,
+            batch=args.batch,
+            steps=args.steps or DEFAULT_STEPS,
+            lr=args.lr,
+            seed=args.seed,
+            param=args.param,
+            decorrelate=not args.no_decorrelate,
+            transforms=args.transforms or "standard",
+            diversity=args.diversity,
+            diversity_layer=args.diversity_layer,
+            snapshots=args.snapshots,
+            progress=not args.quiet,
+        )
     result.save(out, size=args.save_size)
     for step, imgs in result.snapshots.items():
         from .images import save_image
@@ -157,6 +168,32 @@ def run_render(args: argparse.Namespace) -> int:
         top = probs.argmax(1).tolist()
         print("predicted: " + "; ".join(f"{model.labels[i]} ({probs[k, i]:.2f})" for k, i in enumerate(top)))
     return 130 if result.interrupted else 0
+
+
+def _render_dgn(args: argparse.Namespace, model, obj):
+    from .dgn import DGN_LR, DGN_STEPS, dgn
+    from .generator import load_generator
+    from .images import load_image
+
+    if args.param != "fourier" or args.diversity or args.snapshots:
+        raise FeaturevisError("--prior dgn optimizes a generator's code: no --param, --diversity or --snapshots")
+    gen = load_generator(args.generator, args.bounds)
+    init = load_image(args.init) if args.init else None
+    return dgn(
+        model,
+        obj,
+        gen,
+        batch=args.batch,
+        steps=args.steps or DGN_STEPS,
+        lr=args.lr or DGN_LR,
+        decay=args.decay,
+        restarts=args.restarts,
+        init=init,
+        size=args.size,
+        transforms=args.transforms or "standard",
+        seed=args.seed,
+        progress=not args.quiet,
+    )
 
 
 # -- demo --------------------------------------------------------------------------------
@@ -190,6 +227,7 @@ RECIPE_COMMAND_MODULES: tuple[str, ...] = (
     "featurevis.evolve",
     "featurevis.catalog",
     "featurevis.explorer",
+    "featurevis.prior_train",
 )
 
 

@@ -56,6 +56,10 @@ class Parameterization(nn.Module):
         """The images at another resolution; only resolution-independent kinds (``cppn``) can."""
         raise FeaturevisError(f"{type(self).__name__} images exist at one size only; render with param='cppn'")
 
+    def constrain(self) -> None:
+        """Called by :func:`~featurevis.render.optimize` after every optimizer step: project
+        the parameters back into their allowed set (e.g. clip a generator's code). No-op here."""
+
 
 class PixelImage(Parameterization):
     """One free parameter per pixel and channel (optionally in the decorrelated colour basis)."""
@@ -170,8 +174,13 @@ def make_param(
     decorrelate: bool = True,
     generator: torch.Generator | None = None,
 ) -> Parameterization:
-    """A parameterization by name: ``fourier`` (default), ``pixel`` or ``cppn``; ``sd`` is the
-    initial noise (the CPPN starts grey and ignores ``sd`` and ``decorrelate``)."""
+    """A parameterization by name: ``fourier`` (default), ``pixel``, ``cppn`` or ``maco``
+    (natural magnitude spectrum, phase optimized); ``sd`` is the initial noise (the CPPN starts
+    grey and ignores ``sd`` and ``decorrelate``)."""
+    if kind == "maco":
+        from .maco import MacoImage
+
+        return MacoImage(batch, size, generator=generator)
     if kind == "fourier":
         return FourierImage(batch, size, sd=sd, decorrelate=decorrelate, generator=generator)
     if kind == "pixel":
@@ -180,4 +189,4 @@ def make_param(
         from .cppn import CPPNImage  # cppn builds on this module
 
         return CPPNImage(batch, size, generator=generator)
-    raise FeaturevisError(f"unknown parameterization {kind!r}: choose fourier, pixel or cppn")
+    raise FeaturevisError(f"unknown parameterization {kind!r}: choose fourier, pixel, cppn or maco")

@@ -140,6 +140,7 @@ def optimize(
                 break
             loss.backward()
             opt.step()
+            param.constrain()
             if sched is not None:
                 sched.step()
             if after_step is not None:
@@ -193,12 +194,35 @@ def _diversity_layer(model: FeatureModel, objective: Objective, size: int) -> st
 
 
 def _scheduler(opt: torch.optim.Optimizer, schedule: str, steps: int):
-    """``constant``, or ``cosine``: decay to 10 % so the last steps refine instead of wander."""
+    """``constant``; ``cosine``: decay to 10 % so the last steps refine instead of wander;
+    ``linear``: straight down to ~0 (DGN-AM's schedule)."""
     if schedule == "constant":
         return None
     if schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1), eta_min=0.1 * opt.defaults["lr"])
-    raise FeaturevisError(f"unknown schedule {schedule!r}: use constant or cosine")
+    if schedule == "linear":
+        return torch.optim.lr_scheduler.LinearLR(opt, 1.0, 1e-6, total_iters=max(steps - 1, 1))
+    raise FeaturevisError(f"unknown schedule {schedule!r}: use constant, cosine or linear")
+
+
+class NormalizedSGD(torch.optim.Optimizer):
+    """Plain gradient steps whose size is set by ``lr`` alone: each sample's gradient is divided
+    by its mean magnitude (DGN-AM, DeepDream), so the step does not depend on how steep the
+    objective happens to be."""
+
+    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float = 1.0):
+        super().__init__(params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                dims = tuple(range(1, g.dim())) if g.dim() > 1 else (0,)
+                scale = g.abs().mean(dim=dims, keepdim=True).clamp_min(1e-12)
+                p.sub_(group["lr"] * g / scale)
 
 
 def render(
@@ -229,10 +253,11 @@ def render(
         size: image side in pixels (the model's input size by default).
         batch: number of images; objectives without ``batch=`` apply to all of them.
         lr: Adam's learning rate (default: the parameterization's, 0.05; 0.003 for a CPPN).
-        param: ``"fourier"`` (default), ``"pixel"``, ``"cppn"`` (a smooth pattern that
+        param: ``"fourier"`` (default), ``"pixel"``, ``"maco"``, ``"cppn"`` (a smooth pattern that
             ``result.save(path, size=1024)`` draws again at any size), or a
             :class:`Parameterization` instance.
-        transforms: ``"standard"``, ``None``/``"none"``, or a callable ``(images, generator)``.
+        transforms: ``"standard"``, ``"maco"`` (crops + noise), ``None``/``"none"``, or a
+            callable ``(images, generator)``.
         diversity: weight of a Gram-diversity term that pushes the batch's images apart.
         diversity_layer: where that term compares images (default: the objective's first
             spatial layer; for a class, a layer about 60 % of the way through the network).
@@ -254,12 +279,16 @@ def render(
     lr = p.default_lr if lr is None else lr
     if transforms == "standard":
         tf = T.standard(size)
+    elif transforms == "maco":
+        from .maco import maco_transforms
+
+        tf = maco_transforms(size)
     elif transforms in (None, "none"):
         tf = T.none()
     elif callable(transforms):
         tf = transforms
     else:
-        raise FeaturevisError(f"unknown transforms {transforms!r}: use 'standard' or 'none'")
+        raise FeaturevisError(f"unknown transforms {transforms!r}: use 'standard', 'maco' or 'none'")
     result = optimize(
         fm,
         obj,
