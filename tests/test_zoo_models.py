@@ -362,3 +362,18 @@ def test_catalog_builds_a_zoo_model_from_its_checkpoint(checkpoint, tmp_path, on
     store = fv.CatalogStore(tmp_path / "cat")
     assert len(store.done_channels(report.run, "inception3a.branch1")) == 64
     store.close()
+
+
+def test_fc6_code_bounds_come_from_alexnet_fc6_and_drive_dgn(loaded, photos, one_thread):
+    """DGN-AM's published setup: the fc6 generator's codes are bounded by AlexNet's fc6 (after
+    its ReLU, ``classifier.2``) on real photos, [0, 3 std] per unit."""
+    from featurevis.generator import caffe_bgr_to_unit
+
+    alex = loaded("alexnet")
+    imgs = torch.cat([torch.nn.functional.interpolate(p, size=(224, 224), mode="bilinear") for p in photos.values()])
+    low, high = fv.activation_bounds(alex, "classifier.2", imgs)
+    assert low.shape == high.shape == (4096,) and (low == 0).all() and high.max() > 0
+    net = fv.deepsim_fc6(4096, fc=128, widths=(8,) * 8)  # fc6-shaped, toy widths for speed
+    gen = fv.Generator(net, (4096,), low=low, high=high, to_image=caffe_bgr_to_unit)
+    r = fv.dgn(alex, "class:1", gen, steps=2, progress=False)
+    assert r.images.shape == (1, 3, 227, 227) and torch.isfinite(r.values).all()
