@@ -231,6 +231,25 @@ RECIPE_COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+HELP_ORDER = (
+    "demo",
+    "models",
+    "layers",
+    "render",
+    "dream",
+    "invert",
+    "style",
+    "style-train",
+    "style-apply",
+    "fool",
+    "evolve",
+    "saliency",
+    "prior-train",
+    "catalog",
+    "serve",
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
@@ -242,7 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="featurevis", description="See what a trained image network has learned.")
     parser.add_argument("--version", action="version", version=f"featurevis {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name, (help_text, add_arguments, run) in COMMANDS.items():
+    # Help lists commands in the order a newcomer meets them; commands not named here follow.
+    rank = {name: i for i, name in enumerate(HELP_ORDER)}
+    for name in sorted(COMMANDS, key=lambda n: rank.get(n, len(rank))):
+        help_text, add_arguments, run = COMMANDS[name]
         p = sub.add_parser(name, help=help_text, description=help_text)
         add_arguments(p)
         p.set_defaults(run=run)
