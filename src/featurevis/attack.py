@@ -26,7 +26,7 @@ from .images import ImageLike, ShowsImage, as_image, check_writable, load_image,
 from .invert import fit_size
 from .model import FeatureModel
 from .param import PerturbedImage
-from .render import optimize, resolve_device
+from .render import DirectionStep, optimize, resolve_device
 from .zoo import DEFAULT_MODEL, as_model
 
 #: Default working side (longest side, px), as for the other photo recipes.
@@ -37,28 +37,17 @@ DEFAULT_EPS = 2 / 255
 DEFAULT_STEPS = 40
 
 
-class SteepestAscent(torch.optim.Optimizer):
-    """Normalized gradient steps: the sign of the gradient (L-inf) or its unit vector (L2).
-
-    The step is the steepest one for the norm the perturbation is measured in, so ``lr`` is the
-    distance moved per step in that norm, whatever the gradient's scale.
-    """
+class SteepestAscent(DirectionStep):
+    """The sign of the gradient (L-inf) or its unit vector per image (L2): the steepest step for
+    the norm the perturbation is measured in, so ``lr`` is the distance moved in that norm."""
 
     def __init__(self, params, lr: float, norm: str = "linf"):
-        super().__init__(params, dict(lr=lr, norm=norm))
+        super().__init__(params, lr, norm=norm)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad
-                if group["norm"] == "linf":
-                    d = g.sign()
-                else:
-                    d = g / g.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (g.dim() - 1))
-                p.sub_(group["lr"] * d)  # the engine minimizes -objective
+    def direction(self, grad: torch.Tensor, group: dict) -> torch.Tensor:
+        if group["norm"] == "linf":
+            return grad.sign()
+        return grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (grad.dim() - 1))
 
 
 @dataclass

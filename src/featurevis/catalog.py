@@ -31,9 +31,10 @@ from . import transforms as T
 from .catalog_store import CatalogStore, ChannelRecord
 from .commands import _positive, command
 from .errors import FeaturevisError
-from .images import as_image, load_image, to_pil
+from .images import to_pil
 from .model import FeatureModel
 from .param import make_param
+from .photos import named_folder, named_sample_photos
 from .render import optimize, resolve_device
 from .zoo import ALIASES, ZOO, as_model, load_model
 
@@ -57,7 +58,6 @@ SAMPLE_NAMES = (
     "text",
     "clock",
 )
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 
 
 # -- settings ----------------------------------------------------------------------------------
@@ -177,33 +177,7 @@ def catalog_layers(model: FeatureModel, layers: str | Sequence[str], size: int) 
 # -- dataset -----------------------------------------------------------------------------------
 def load_dataset(folder: str | os.PathLike | None, side: int) -> tuple[list[str], torch.Tensor]:
     """Names and an N×3×side×side batch (short side resized, centre square) of the dataset."""
-    images: list[tuple[str, torch.Tensor]] = []
-    if folder is None:
-        try:
-            import skimage.data as data
-        except ImportError:
-            raise FeaturevisError(
-                "no --images folder given and scikit-image is not installed for sample photos"
-            ) from None
-        for name in SAMPLE_NAMES:
-            fn = getattr(data, name, None)
-            if fn is None:
-                continue
-            try:
-                arr = fn()
-            except Exception:  # a sample that needs a download is skipped, never fetched
-                continue
-            t = torch.as_tensor(arr)
-            t = t.permute(2, 0, 1) if t.dim() == 3 else t
-            images.append((name, as_image(t.contiguous())))
-    else:
-        d = Path(folder)
-        if not d.is_dir():
-            raise FeaturevisError(f"{d}: not a folder of images")
-        files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        if not files:
-            raise FeaturevisError(f"{d}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
-        images = [(p.name, load_image(p)) for p in files]
+    images = named_sample_photos(SAMPLE_NAMES) if folder is None else named_folder(folder)
     if not images:
         raise FeaturevisError("the dataset is empty")
     return [n for n, _ in images], torch.cat([_square(t, side) for _, t in images])

@@ -38,14 +38,12 @@ from .invert import fit_size
 from .model import FeatureModel
 from .objectives import Objective
 from .param import Parameterization
+from .photos import load_folder, training_photos
 from .render import optimize, resolve_device, validate
 from .style import content_loss, resolve_layers, style_grams, style_loss
 from .zoo import DEFAULT_MODEL, as_model
 
 FORMAT = "featurevis-style-net"
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
-#: scikit-image sample photos used as training content when no image folder is given.
-SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 
 
 # -- the network ----------------------------------------------------------------------------
@@ -104,26 +102,6 @@ class TransformNet(nn.Module):
 
 
 # -- training data ----------------------------------------------------------------------------
-def sample_photos() -> list[torch.Tensor]:
-    """scikit-image's bundled sample photos (offline), the default training content."""
-    try:
-        import skimage.data as data
-    except ImportError:
-        raise FeaturevisError("no --images folder given and scikit-image is not installed for sample photos") from None
-    return [torch.from_numpy(getattr(data, n)()).permute(2, 0, 1)[None].float() / 255 for n in SAMPLE_PHOTOS]
-
-
-def load_folder(folder: str | os.PathLike) -> list[torch.Tensor]:
-    """Every image in ``folder`` (not recursive), as ``1×3×H×W`` tensors."""
-    d = Path(folder)
-    if not d.is_dir():
-        raise FeaturevisError(f"{d}: not a folder of images")
-    files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise FeaturevisError(f"{d}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
-    return [load_image(p) for p in files]
-
-
 def random_crops(photos: Sequence[torch.Tensor], n: int, size: int, g: torch.Generator) -> torch.Tensor:
     """``n`` augmented crops: random photo, random square crop (30-100 % of the short side),
     resized to ``size``, random horizontal flip."""
@@ -262,15 +240,7 @@ def train_style_net(
     if size < 32:
         raise FeaturevisError(f"crop size {size} is too small; use at least 32 px")
     style_img = as_image(style, "style image")
-    if images is None:
-        photos = sample_photos()
-    elif isinstance(images, (str, os.PathLike)):
-        photos = load_folder(images)
-    else:
-        photos = [as_image(i, "training image") for i in images]
-        if not photos:
-            raise FeaturevisError("no training images given")
-    photos = [fit_size(p, 2 * size) if max(p.shape[-2:]) > 2 * size else p for p in photos]
+    photos = training_photos(images, 2 * size)
     grams = style_grams(fm, [style_img], [1.0], s_layers, size)
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)

@@ -72,7 +72,7 @@ def estimate_spectrum(images: Sequence[ImageLike], size: int | tuple[int, int], 
 def natural_spectrum(size: int | tuple[int, int], images: Sequence[ImageLike] | None = None) -> torch.Tensor:
     """The magnitude spectrum MACO keeps, for ``size``: estimated from ``images`` (default:
     scikit-image's sample photos) and cached in :func:`cache_dir` by size and image content."""
-    from .fast_style import sample_photos
+    from .photos import sample_photos
 
     h, w = (size, size) if isinstance(size, int) else size
     if images is None:

@@ -27,11 +27,11 @@ from tqdm.auto import tqdm
 
 from .commands import _positive, _positive_float, add_common, command, model_from_args
 from .errors import FeaturevisError
-from .fast_style import load_folder, random_crops, sample_photos
+from .fast_style import random_crops
 from .generator import FORMAT, Generator, UpconvGenerator, activation_bounds, load_generator, save_generator
-from .images import ImageLike, as_image
-from .invert import fit_size
+from .images import ImageLike
 from .model import FeatureModel
+from .photos import load_folder, training_photos
 from .render import resolve_device
 from .zoo import as_model
 
@@ -124,15 +124,7 @@ def train_prior(
     code_shape = fm.layer_shape(layer, size)
     if not code_shape:
         raise FeaturevisError(f"layer {layer!r} has no tensor output to invert")
-    if images is None:
-        photos = sample_photos()
-    elif isinstance(images, (str, os.PathLike)):
-        photos = load_folder(images)
-    else:
-        photos = [as_image(i, "training image") for i in images]
-        if not photos:
-            raise FeaturevisError("no training images given")
-    photos = [fit_size(p, 2 * size) if max(p.shape[-2:]) > 2 * size else p for p in photos]
+    photos = training_photos(images, 2 * size)
 
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)

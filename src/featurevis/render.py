@@ -205,24 +205,30 @@ def _scheduler(opt: torch.optim.Optimizer, schedule: str, steps: int):
     raise FeaturevisError(f"unknown schedule {schedule!r}: use constant, cosine or linear")
 
 
-class NormalizedSGD(torch.optim.Optimizer):
-    """Plain gradient steps whose size is set by ``lr`` alone: each sample's gradient is divided
-    by its mean magnitude (DGN-AM, DeepDream), so the step does not depend on how steep the
-    objective happens to be."""
+class DirectionStep(torch.optim.Optimizer):
+    """Steps of exactly ``lr`` along a normalized gradient direction, so the step does not depend
+    on how steep the objective happens to be; subclasses say how the gradient is normalized."""
 
-    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float = 1.0):
-        super().__init__(params, {"lr": lr})
+    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float = 1.0, **defaults):
+        super().__init__(params, {"lr": lr, **defaults})
+
+    def direction(self, grad: torch.Tensor, group: dict) -> torch.Tensor:
+        raise NotImplementedError
 
     @torch.no_grad()
     def step(self, closure=None):
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad
-                dims = tuple(range(1, g.dim())) if g.dim() > 1 else (0,)
-                scale = g.abs().mean(dim=dims, keepdim=True).clamp_min(1e-12)
-                p.sub_(group["lr"] * g / scale)
+                if p.grad is not None:
+                    p.sub_(group["lr"] * self.direction(p.grad, group))  # the engine minimizes -objective
+
+
+class NormalizedSGD(DirectionStep):
+    """Each sample's gradient divided by its mean magnitude (DGN-AM, DeepDream)."""
+
+    def direction(self, grad: torch.Tensor, group: dict) -> torch.Tensor:
+        dims = tuple(range(1, grad.dim())) if grad.dim() > 1 else (0,)
+        return grad / grad.abs().mean(dim=dims, keepdim=True).clamp_min(1e-12)
 
 
 def render(
