@@ -24,8 +24,7 @@ from pathlib import Path
 import torch
 
 import featurevis as fv
-from featurevis.images import save_image
-from featurevis.invert import fit_size
+from featurevis.images import fit_size, save_image
 
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
 TARGETS = ("goldfish", "flamingo", "analog clock", "sports car", "banana")

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 import featurevis as fv
-from featurevis.invert import fit_size
+from featurevis.images import fit_size
 from featurevis.style import default_layers, style_grams, style_loss
 
 PAIRS = (("astronaut", "immunohistochemistry"), ("chelsea", "hubble_deep_field"), ("rocket", "coffee"))

@@ -22,8 +22,7 @@ import torch
 from . import objectives as O
 from .commands import _non_negative, _positive, add_common, command, model_from_args
 from .errors import FeaturevisError
-from .images import ImageLike, ShowsImage, as_image, check_writable, load_image, make_grid, save_image
-from .invert import fit_size
+from .images import ImageLike, ShowsImage, as_image, check_writable, fit_size, load_image, make_grid, save_image
 from .model import FeatureModel
 from .param import PerturbedImage
 from .render import DirectionStep, optimize, resolve_device

@@ -33,8 +33,7 @@ from torch import nn
 from . import objectives as O
 from .commands import _positive, _positive_float, add_common, command, model_from_args
 from .errors import FeaturevisError
-from .images import ImageLike, as_image, atomic_write, check_writable, load_image, save_image
-from .invert import fit_size
+from .images import ImageLike, as_image, atomic_write, check_writable, fit_size, load_image, save_image
 from .model import FeatureModel
 from .objectives import Objective
 from .param import Parameterization

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import FeaturevisError
@@ -101,6 +102,21 @@ def as_image(image: ImageLike, what: str = "image") -> torch.Tensor:
     if min(t.shape[-2:]) < 2:
         raise FeaturevisError(f"{what} is {t.shape[-1]}x{t.shape[-2]}; need at least 2x2 pixels")
     return t.float().clamp(0, 1).contiguous()
+
+
+def fit_size(image: torch.Tensor, size: int | None, enlarge: bool = True) -> torch.Tensor:
+    """Resize so the longest side is ``size`` (aspect kept; ``None`` keeps the image as is;
+    ``enlarge=False`` only ever shrinks)."""
+    if size is None:
+        return image
+    h, w = image.shape[-2:]
+    if not enlarge and max(h, w) <= size:
+        return image
+    s = size / max(h, w)
+    hw = (max(2, round(h * s)), max(2, round(w * s)))
+    if hw == (h, w):
+        return image
+    return F.interpolate(image, size=hw, mode="bilinear", align_corners=False, antialias=s < 1).clamp(0, 1)
 
 
 def make_grid(images: torch.Tensor, ncols: int | None = None, pad: int = 2) -> torch.Tensor:

@@ -18,12 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from . import objectives as O
 from .commands import _positive, _positive_float, add_common, command, model_from_args
 from .errors import FeaturevisError
-from .images import ImageLike, ShowsImage, as_image, check_writable, load_image, make_grid, save_image
+from .images import ImageLike, ShowsImage, as_image, check_writable, fit_size, load_image, make_grid, save_image
 from .model import INPUT, FeatureModel
 from .objectives import Objective
 from .param import Parameterization, make_param
@@ -37,21 +36,6 @@ DEPTH_LAYERS = 6
 
 
 # -- shared helpers (also used by style transfer) -------------------------------------------
-def fit_size(image: torch.Tensor, size: int | None, enlarge: bool = True) -> torch.Tensor:
-    """Resize so the longest side is ``size`` (aspect kept; ``None`` keeps the image as is;
-    ``enlarge=False`` only ever shrinks)."""
-    if size is None:
-        return image
-    h, w = image.shape[-2:]
-    if not enlarge and max(h, w) <= size:
-        return image
-    s = size / max(h, w)
-    hw = (max(2, round(h * s)), max(2, round(w * s)))
-    if hw == (h, w):
-        return image
-    return F.interpolate(image, size=hw, mode="bilinear", align_corners=False, antialias=s < 1).clamp(0, 1)
-
-
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-image ``||a - b||² / ||b||²``: a distance with the same meaning at every layer."""
     num = (a - b).pow(2).flatten(1).sum(1)

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from .errors import FeaturevisError
-from .images import ImageLike, as_image, load_image
+from .images import ImageLike, as_image, fit_size, load_image
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 #: The colour photos of scikit-image: the default training content.
@@ -68,8 +68,6 @@ def training_photos(
 ) -> list[torch.Tensor]:
     """The photos a trainer learns from: the samples (``None``), a folder, or given images;
     those larger than ``max_side`` are shrunk (aspect kept), which bounds the cost of cropping."""
-    from .invert import fit_size  # invert imports the recipes' shared helpers; keep this module light
-
     if images is None:
         photos = sample_photos()
     elif isinstance(images, (str, os.PathLike)):
@@ -80,4 +78,4 @@ def training_photos(
         raise FeaturevisError("no training images given")
     if max_side is None:
         return photos
-    return [fit_size(p, max_side) if max(p.shape[-2:]) > max_side else p for p in photos]
+    return [fit_size(p, max_side, enlarge=False) for p in photos]

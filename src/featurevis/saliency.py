@@ -22,8 +22,7 @@ import torch
 
 from .commands import _non_negative, _positive, add_common, command, model_from_args
 from .errors import FeaturevisError
-from .images import ImageLike, ShowsImage, as_image, check_writable, load_image, make_grid, save_image
-from .invert import fit_size
+from .images import ImageLike, ShowsImage, as_image, check_writable, fit_size, load_image, make_grid, save_image
 from .model import LOGITS, FeatureModel
 from .param import make_param
 from .render import resolve_device

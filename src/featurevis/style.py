@@ -42,8 +42,8 @@ import torch.nn.functional as F
 from . import objectives as O
 from .commands import _positive, _positive_float, add_common, command, model_from_args
 from .errors import FeaturevisError
-from .images import ImageLike, ShowsImage, as_image, check_writable, load_image
-from .invert import depth_layers, fit_size, parse_layers, relative_error
+from .images import ImageLike, ShowsImage, as_image, check_writable, fit_size, load_image
+from .invert import depth_layers, parse_layers, relative_error
 from .model import FeatureModel
 from .objectives import Objective
 from .param import PixelImage
