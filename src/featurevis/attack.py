@@ -196,7 +196,6 @@ def attack(
         lr=lr,
         generator=g,
         optimizer=lambda ps: SteepestAscent(ps, lr, norm),
-        after_step=lambda p: p.project(),
         progress=progress,
         description=method,
     )

@@ -20,14 +20,13 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from . import transforms as T
 from .errors import FeaturevisError
 from .generator import Generator, encode
 from .images import ImageLike, as_image
 from .model import FeatureModel
 from .objectives import Objective, as_objective
 from .param import Parameterization
-from .render import NormalizedSGD, RenderResult, optimize, resolve_device, validate
+from .render import NormalizedSGD, RenderResult, optimize, resolve_device, resolve_transforms, validate
 from .targets import parse_target
 from .zoo import as_model, load_model
 
@@ -165,9 +164,7 @@ def dgn(
         side = p.size[0]
         if r == 0:
             validate(fm, obj, side)
-        tf = {"standard": T.standard(side), "none": T.none(), None: T.none()}.get(transforms, transforms)
-        if not callable(tf):
-            raise FeaturevisError(f"unknown transforms {transforms!r}: use 'standard' or 'none'")
+        tf = resolve_transforms(transforms, side)
         step_size = float(lr * generator.code_range)
 
         def sgd(params, step_size=step_size):

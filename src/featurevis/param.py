@@ -136,7 +136,7 @@ class FourierImage(Parameterization):
 class PerturbedImage(Parameterization):
     """A fixed photo plus a free perturbation ``delta`` kept inside an ``eps`` ball.
 
-    ``project()`` (called after each optimizer step) puts ``delta`` back in the L-inf or L2 ball
+    ``constrain()`` (called after each optimizer step) puts ``delta`` back in the L-inf or L2 ball
     and keeps ``photo + delta`` in [0, 1], so every image the model sees is a valid attack.
     """
 
@@ -149,10 +149,10 @@ class PerturbedImage(Parameterization):
         self.register_buffer("photo", photo.detach().float().clone())
         self.delta = nn.Parameter(torch.zeros_like(self.photo) if init is None else init.detach().float().clone())
         with torch.no_grad():
-            self.project()
+            self.constrain()
 
     @torch.no_grad()
-    def project(self) -> None:
+    def constrain(self) -> None:
         d = self.delta
         if self.norm == "linf":
             d.clamp_(-self.eps, self.eps)

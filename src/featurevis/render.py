@@ -193,6 +193,22 @@ def _diversity_layer(model: FeatureModel, objective: Objective, size: int) -> st
     return top[int(0.6 * (len(top) - 1))]
 
 
+def resolve_transforms(transforms: str | Callable | None, size: int) -> Callable:
+    """``"standard"``, ``"maco"`` (crops + noise), ``None``/``"none"`` or a callable
+    ``(images, generator)``, as the transforms for ``size``-px renders."""
+    if transforms == "standard":
+        return T.standard(size)
+    if transforms == "maco":
+        from .maco import maco_transforms
+
+        return maco_transforms(size)
+    if transforms in (None, "none"):
+        return T.none()
+    if callable(transforms):
+        return transforms
+    raise FeaturevisError(f"unknown transforms {transforms!r}: use 'standard', 'maco' or 'none'")
+
+
 def _scheduler(opt: torch.optim.Optimizer, schedule: str, steps: int):
     """``constant``; ``cosine``: decay to 10 % so the last steps refine instead of wander;
     ``linear``: straight down to ~0 (DGN-AM's schedule)."""
@@ -267,7 +283,8 @@ def render(
         diversity: weight of a Gram-diversity term that pushes the batch's images apart.
         diversity_layer: where that term compares images (default: the objective's first
             spatial layer; for a class, a layer about 60 % of the way through the network).
-        schedule: ``"constant"`` learning rate (default) or ``"cosine"`` decay to 10 %.
+        schedule: ``"constant"`` learning rate (default), ``"cosine"`` decay to 10 % or
+            ``"linear"`` decay to ~0.
         snapshots: steps after which to keep a copy of the images.
     Returns:
         A :class:`RenderResult`; Ctrl-C ends early and returns the images so far.
@@ -283,18 +300,7 @@ def render(
     torch.manual_seed(seed)
     p = make_param(param, batch, size, decorrelate=decorrelate, generator=g) if isinstance(param, str) else param
     lr = p.default_lr if lr is None else lr
-    if transforms == "standard":
-        tf = T.standard(size)
-    elif transforms == "maco":
-        from .maco import maco_transforms
-
-        tf = maco_transforms(size)
-    elif transforms in (None, "none"):
-        tf = T.none()
-    elif callable(transforms):
-        tf = transforms
-    else:
-        raise FeaturevisError(f"unknown transforms {transforms!r}: use 'standard', 'maco' or 'none'")
+    tf = resolve_transforms(transforms, size)
     result = optimize(
         fm,
         obj,
