@@ -314,7 +314,7 @@ def evolve(
     fm = as_model(model)
     fm.to(resolve_device(device))
     targets = _class_list(fm, classes, size)
-    names = [fm.labels[i] if fm.labels else str(i) for i in targets]
+    names = [fm.class_name(i) for i in targets]
     rng = random.Random(seed)
     start = time.perf_counter()
     archive = Archive(len(targets), elites)

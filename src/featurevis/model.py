@@ -41,6 +41,11 @@ def _first_tensor(out: object) -> torch.Tensor | None:
     return None
 
 
+def class_name(labels: Sequence[str] | None, idx: int) -> str:
+    """``labels[idx]`` when there is one, else the index as text."""
+    return labels[idx] if labels and 0 <= idx < len(labels) else str(idx)
+
+
 class FeatureModel(nn.Module):
     """A frozen network with its preprocessing, layer names and activation capture.
 
@@ -219,6 +224,10 @@ class FeatureModel(nn.Module):
         """Class probabilities for a batch of [0, 1] images."""
         with torch.no_grad():
             return self(x, [LOGITS])[LOGITS].softmax(-1)
+
+    def class_name(self, idx: int) -> str:
+        """The label of class ``idx``, or the index itself for a model without (that) label."""
+        return class_name(self.labels, idx)
 
     def class_index(self, cls: int | str) -> int:
         """A class given by index or (case-insensitive) name, validated."""

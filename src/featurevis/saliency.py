@@ -191,11 +191,10 @@ def saliency(
         n = min(batch, samples - start)
         eps = torch.randn((n, *photo.shape[1:]), generator=g).to(dev) * noise
         total += input_gradient(fm, photo + eps, cls).sum(0, keepdim=True)
-    name = fm.labels[cls] if fm.labels and cls < len(fm.labels) else str(cls)
     return SaliencyResult(
         photo=photo.cpu(),
         target=cls,
-        target_name=name,
+        target_name=fm.class_name(cls),
         probability=float(probs[cls]),
         gradient=grad.cpu(),
         preconditioned=preconditioned(grad).cpu(),
