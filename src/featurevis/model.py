@@ -41,11 +41,6 @@ def _first_tensor(out: object) -> torch.Tensor | None:
     return None
 
 
-def class_name(labels: Sequence[str] | None, idx: int) -> str:
-    """``labels[idx]`` when there is one, else the index as text."""
-    return labels[idx] if labels and 0 <= idx < len(labels) else str(idx)
-
-
 class FeatureModel(nn.Module):
     """A frozen network with its preprocessing, layer names and activation capture.
 
@@ -227,7 +222,7 @@ class FeatureModel(nn.Module):
 
     def class_name(self, idx: int) -> str:
         """The label of class ``idx``, or the index itself for a model without (that) label."""
-        return class_name(self.labels, idx)
+        return self.labels[idx] if self.labels and 0 <= idx < len(self.labels) else str(idx)
 
     def class_index(self, cls: int | str) -> int:
         """A class given by index or (case-insensitive) name, validated."""
