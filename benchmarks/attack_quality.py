@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 import featurevis as fv
-from featurevis.images import fit_size, save_image
+from featurevis.core.images import fit_size, save_image
 
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
 TARGETS = ("goldfish", "flamingo", "analog clock", "sports car", "banana")

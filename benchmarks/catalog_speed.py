@@ -7,7 +7,7 @@ Both sides render the same channels of EfficientNet-Lite0 with the same engine a
 (Fourier parameterization, standard transforms, Adam lr 0.05):
 - batched: ``objectives.channels`` in batches of B images, image i maximizing channel i
   (what ``featurevis catalog build`` does for its visualizations);
-- one by one: ``featurevis.render(model, "LAYER:C", size=128, steps=256)`` per channel.
+- one by one: ``featurevis.core.engine(model, "LAYER:C", size=128, steps=256)`` per channel.
 Each shape is warmed up first (oneDNN plans a kernel per shape), so neither side pays for that.
 Throughput is given per CPU-minute of this process (wall time is printed too): on a machine
 shared with other jobs the wall time of either mode depends on what else runs.

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 import featurevis as fv
-from featurevis.dream import DEFAULT_LAYER
+from featurevis.recipes.dream import DEFAULT_LAYER
 
 
 def photo(name: str) -> torch.Tensor:

@@ -9,7 +9,7 @@ what carries between machines):
 - floor, tiled: the same, one pass per tile of the cut the dream makes (no roll, no update): the
   floor for a step that must fit in bounded memory. On a CPU the tiles are often *faster* than
   one big pass (they stay in cache), so the untiled floor is not always the lower one.
-- dream step: one step of :func:`featurevis.dream` at that size (octaves=1), from the difference
+- dream step: one step of :func:`featurevis.recipes.dream` at that size (octaves=1), from the difference
   between runs of 2 and ``--steps`` steps, so the fixed costs (objective before and after) drop
   out. It rolls the image, cuts tiles of ``--tile`` px, normalizes the gradient and clamps.
 - dream, whole call: a default call (4 octaves x 10 steps, objective before and after) divided
@@ -27,8 +27,8 @@ import torch
 
 import featurevis as fv
 from featurevis import objectives as O
-from featurevis.dream import octave_shapes
-from featurevis.tiling import tile_boxes
+from featurevis.core.tiling import tile_boxes
+from featurevis.recipes.dream import octave_shapes
 
 
 def best_of(fn, repeats: int) -> float:

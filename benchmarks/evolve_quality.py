@@ -3,7 +3,7 @@
     python benchmarks/evolve_quality.py [--classes all] [--population 64] [--generations 150]
                                         [--size 160] [--top 16] [--out evolve-figures]
 
-Runs :func:`featurevis.evolve` (MAP-Elites, one cell per class, one batched forward pass per
+Runs :func:`featurevis.recipes.evolve` (MAP-Elites, one cell per class, one batched forward pass per
 generation) once with the CPPN encoding and once with the direct encoding, with the same seed,
 population and generations (so the same number of network evaluations), on one thread. Prints
 how many classes' champions reached 50 / 90 / 99 % confidence (softmax probability) with each
@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 import featurevis as fv
-from featurevis.evolve import confidences
+from featurevis.recipes.evolve import confidences
 
 #: Classes whose pictures a person knows at once; none of them is a texture or a pattern.
 DEFAULT_CLASSES = "king penguin,starfish,baseball,electric guitar,remote control,school bus,monarch,lemon,volcano,pizza"

@@ -2,7 +2,7 @@
 
     python benchmarks/invert_quality.py [--photo chelsea] [--size 160] [--steps 300] [--out invert-figures]
 
-For each of :func:`featurevis.invert.depth_layers` (shallow to deep) the photo is reconstructed
+For each of :func:`featurevis.core.layers.depth_layers` (shallow to deep) the photo is reconstructed
 from noise with the defaults (Fourier parameterization, TV 1, cosine lr from 0.05) and we print a
 markdown table of: the relative feature error ``||f(x) - f(x0)||² / ||f(x0)||²`` of the
 reconstruction and of a uniform random image (for scale), and the pixel similarity to the photo
@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 import featurevis as fv
-from featurevis.invert import depth_layers, strip
+from featurevis.core.layers import depth_layers
+from featurevis.recipes.invert import strip
 
 
 def photo(name: str) -> torch.Tensor:

@@ -3,7 +3,7 @@
     python benchmarks/saliency_quality.py [--threads 1] [--out saliency-chelsea.png]
 
 For the photo at several working sizes, lite0's top class (Egyptian cat) is explained by each
-map of :func:`featurevis.saliency`; printed is the mean saliency inside the cat's face box
+map of :func:`featurevis.recipes.saliency`; printed is the mean saliency inside the cat's face box
 divided by (a) the mean everywhere else and (b) the mean in a background strip at the right
 edge. 1.0 means no preference; the boxes are those of ``tests/test_saliency.py``.
 """
@@ -15,7 +15,7 @@ import argparse
 import torch
 
 import featurevis as fv
-from featurevis.saliency import MAPS
+from featurevis.recipes.saliency import MAPS
 
 FACE = (100 / 451, 40 / 300, 370 / 451, 290 / 300)
 BACKGROUND = (390 / 451, 0.0, 1.0, 1.0)

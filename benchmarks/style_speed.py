@@ -22,8 +22,9 @@ import torch
 import torch.nn.functional as F
 
 import featurevis as fv
-from featurevis.images import fit_size
-from featurevis.style import default_layers, style_grams, style_loss
+import featurevis.core.images
+from featurevis.core.images import fit_size
+from featurevis.core.losses import default_layers, style_grams, style_loss
 
 PAIRS = (("astronaut", "immunohistochemistry"), ("chelsea", "hubble_deep_field"), ("rocket", "coffee"))
 
@@ -38,7 +39,7 @@ def triptych(content: torch.Tensor, style: torch.Tensor, result: torch.Tensor, s
     c = fit_size(content, size)
     s = F.interpolate(fit_size(style, size), size=c.shape[-2:], mode="bilinear", antialias=True)
     r = F.interpolate(result, size=c.shape[-2:], mode="bilinear", antialias=True)
-    return fv.images.make_grid(torch.cat([c, s, r.clamp(0, 1)]), ncols=3)
+    return featurevis.core.images.make_grid(torch.cat([c, s, r.clamp(0, 1)]), ncols=3)
 
 
 def main() -> None:

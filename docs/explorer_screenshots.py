@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 
 import uvicorn
-from playwright.sync_api import sync_playwright
-
 from featurevis.explorer import create_app
+from playwright.sync_api import sync_playwright
 
 ARGS = [
     "--headless",

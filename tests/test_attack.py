@@ -9,8 +9,9 @@ import torch
 from PIL import Image
 
 import featurevis as fv
-from featurevis.attack import _quantize, parse_eps
 from featurevis.cli import main
+from featurevis.cli.attack import parse_eps
+from featurevis.recipes.attack import _quantize
 
 TOL = 1e-6  # float rounding of (photo*255 + q)/255 - photo
 

@@ -18,9 +18,10 @@ import torch
 from PIL import Image
 
 import featurevis as fv
+import featurevis.core.images
 from featurevis import objectives as O
-from featurevis.catalog import CatalogSettings, build_catalog, load_model_spec, render_shard
-from featurevis.catalog_store import DB_NAME, CatalogStore
+from featurevis.catalog.build import CatalogSettings, build_catalog, load_model_spec, render_shard
+from featurevis.catalog.store import DB_NAME, CatalogStore
 
 HERE = Path(__file__).parent
 TINY = f"{HERE / 'catalog_tiny.py'}:build"
@@ -75,7 +76,7 @@ def test_batched_shard_renders_each_channel_in_its_own_image(one_thread):
     shard = render_shard(model, s, "conv3", [1, 7])
     acts = {}
     for r in shard.results:
-        img = fv.images.from_pil(Image.open(io.BytesIO(r.vis)))
+        img = featurevis.core.images.from_pil(Image.open(io.BytesIO(r.vis)))
         acts[r.channel] = model(img, ["conv3"])["conv3"][0].flatten(1).mean(1)
     # image for channel 1 excites channel 1 more than channel 7's image does, and vice versa
     assert acts[1][1] > acts[7][1] and acts[7][7] > acts[1][7]

@@ -108,7 +108,7 @@ def test_unwritable_output_fails_before_rendering(tmp_path):
 
 
 def test_demo_writes_gallery(tmp_path, monkeypatch):
-    import featurevis.demo as demo
+    import featurevis.cli.demo as demo
 
     monkeypatch.setattr(demo, "DEMO_LAYERS", [("_blocks.2", [0, 1], "early")])
     monkeypatch.setattr(demo, "DEMO_CLASSES", [285])

@@ -8,9 +8,8 @@ import pytest
 import torch
 
 import featurevis as fv
-from featurevis import cppn
 from featurevis.cli import main
-from featurevis.param import make_param
+from featurevis.core.params import cppn, make_param
 
 STRUCTURE = cppn.MutationRates(add_node=0.5, add_conn=0.7, activation=0.5, toggle=0.2)
 

@@ -14,8 +14,8 @@ from PIL import Image
 import featurevis as fv
 from featurevis import objectives as O
 from featurevis.cli import main
-from featurevis.dream import dream_terms, load_mask, octave_shapes, save_video, zoom_in
-from featurevis.tiling import tile_boxes, tiled_gradient, tiled_value
+from featurevis.core.tiling import tile_boxes, tiled_gradient, tiled_value
+from featurevis.recipes.dream import dream_terms, load_mask, octave_shapes, save_video, zoom_in
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -10,7 +10,7 @@ import torch
 
 import featurevis as fv
 from featurevis.cli import main
-from featurevis.evolve import DirectEncoding, confidences
+from featurevis.recipes.evolve import DirectEncoding, confidences
 
 
 def _count_forwards(model: fv.FeatureModel) -> list[int]:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from featurevis import explorer
-from featurevis.catalog import build_catalog
+from featurevis.catalog.build import build_catalog
+from featurevis.catalog.explorer import app as explorer
 
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")

@@ -8,8 +8,9 @@ from PIL import Image
 
 import featurevis as fv
 from featurevis.cli import main
-from featurevis.images import as_image
-from featurevis.invert import depth_layers, invert_depths, strip
+from featurevis.core.images import as_image
+from featurevis.core.layers import depth_layers
+from featurevis.recipes.invert import invert_depths, strip
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import featurevis as fv
-from featurevis.model import INPUT, LOGITS
+from featurevis.core.model import INPUT, LOGITS
 
 
 def test_weights_frozen_and_eval(tiny):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from featurevis import objectives as O
-from featurevis.model import INPUT, LOGITS
+from featurevis.core.model import INPUT, LOGITS
 
 
 @pytest.fixture

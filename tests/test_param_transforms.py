@@ -3,7 +3,7 @@ from __future__ import annotations
 import torch
 
 from featurevis import transforms as T
-from featurevis.param import FourierImage, PixelImage, decorrelated_to_rgb, rgb_to_decorrelated
+from featurevis.core.params import FourierImage, PixelImage, decorrelated_to_rgb, rgb_to_decorrelated
 
 
 def test_parameterizations_give_images_in_unit_range():

@@ -8,11 +8,10 @@ import torch
 import featurevis as fv
 from featurevis import objectives as O
 from featurevis.cli import main
-from featurevis.dgn import CodeImage
-from featurevis.generator import caffe_bgr_to_unit, load_bounds
-from featurevis.maco import MacoImage, natural_spectrum
-from featurevis.param import rgb_to_decorrelated
-from featurevis.render import NormalizedSGD, optimize
+from featurevis.core.engine import NormalizedSGD, optimize
+from featurevis.core.generators import caffe_bgr_to_unit, load_bounds
+from featurevis.core.params import CodeImage, rgb_to_decorrelated
+from featurevis.core.params.maco import MacoImage, natural_spectrum
 
 #: The published PyTorch conversion of DeePSiM fc6 (upconvGAN_fc6.pt): every key and shape.
 FC6_SHAPES = {

@@ -85,7 +85,7 @@ def test_diversity_makes_batch_images_differ(tiny):
 
 
 def test_class_diversity_compares_a_spatial_layer(tiny):
-    from featurevis.render import _diversity_layer
+    from featurevis.recipes.render import _diversity_layer
 
     assert _diversity_layer(tiny, O.class_logit(3), 32) == "relu2"  # ~60 % deep, has a C×H×W map
     assert _diversity_layer(tiny, O.channel("conv3", 1) + O.class_logit(3), 32) == "conv3"

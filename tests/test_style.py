@@ -8,9 +8,9 @@ from PIL import Image
 
 import featurevis as fv
 from featurevis.cli import main
-from featurevis.fast_style import TransformNet, load_style_net, stylize, train_style_net
-from featurevis.invert import relative_error
-from featurevis.style import default_layers, gram, preserve_color, style_grams, style_loss
+from featurevis.core.losses import default_layers, gram, relative_error, style_grams, style_loss
+from featurevis.recipes.fast_style import TransformNet, load_style_net, stylize, train_style_net
+from featurevis.recipes.style import preserve_color
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

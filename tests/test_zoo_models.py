@@ -19,7 +19,7 @@ from torch import nn
 
 import featurevis as fv
 from featurevis.cli import main
-from featurevis.style import default_layers
+from featurevis.core.losses import default_layers
 from featurevis.zoo import ZOO, checkpoints, googlenet, inception_v1, vgg
 
 CLASSIC = ["inception_v1", "googlenet", "vgg16", "vgg19", "resnet50", "alexnet"]
@@ -367,7 +367,7 @@ def test_catalog_builds_a_zoo_model_from_its_checkpoint(checkpoint, tmp_path, on
 def test_fc6_code_bounds_come_from_alexnet_fc6_and_drive_dgn(loaded, photos, one_thread):
     """DGN-AM's published setup: the fc6 generator's codes are bounded by AlexNet's fc6 (after
     its ReLU, ``classifier.2``) on real photos, [0, 3 std] per unit."""
-    from featurevis.generator import caffe_bgr_to_unit
+    from featurevis.core.generators import caffe_bgr_to_unit
 
     alex = loaded("alexnet")
     imgs = torch.cat([torch.nn.functional.interpolate(p, size=(224, 224), mode="bilinear") for p in photos.values()])

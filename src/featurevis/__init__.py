@@ -5,28 +5,29 @@ result = fv.render("efficientnet_lite0", "_blocks.8:12")
 result.save("channel.png")
 """
 
-from . import objectives, transforms
-from .attack import AttackResult, attack
-from .catalog import BuildReport, build_catalog, load_model_spec
-from .catalog_store import CatalogStore
-from .cppn import CPPNGenome, CPPNImage
-from .dgn import CodeImage, dgn, encode_images
-from .dream import DreamResult, dream, dream_zoom
-from .errors import FeaturevisError
-from .evolve import EvolveResult, evolve
-from .fast_style import StyleNet, load_style_net, stylize, train_style_net
-from .generator import Generator, UpconvGenerator, activation_bounds, deepsim_fc6, load_generator, save_generator
-from .images import load_image, save_image
-from .invert import InversionResult, invert, invert_depths
-from .maco import MacoImage, natural_spectrum
-from .model import FeatureModel
-from .objectives import Objective
-from .param import FourierImage, PixelImage
-from .prior_train import train_prior
-from .render import NormalizedSGD, RenderResult, optimize, render
-from .saliency import SaliencyResult, saliency
-from .style import StyleResult, style_transfer
-from .targets import parse_target
+from .catalog.build import BuildReport, build_catalog, load_model_spec
+from .catalog.store import CatalogStore
+from .core import objectives, transforms
+from .core.engine import NormalizedSGD, RenderResult, optimize
+from .core.errors import FeaturevisError
+from .core.generators import Generator, UpconvGenerator, activation_bounds, deepsim_fc6, load_generator, save_generator
+from .core.images import load_image, save_image
+from .core.model import FeatureModel
+from .core.objectives import Objective
+from .core.params import CodeImage, FourierImage, PixelImage
+from .core.params.cppn import CPPNGenome, CPPNImage
+from .core.params.maco import MacoImage, natural_spectrum
+from .core.targets import parse_target
+from .recipes.attack import AttackResult, attack
+from .recipes.dgn import dgn, encode_images
+from .recipes.dream import DreamResult, dream, dream_zoom
+from .recipes.evolve import EvolveResult, evolve
+from .recipes.fast_style import StyleNet, load_style_net, stylize, train_style_net
+from .recipes.invert import InversionResult, invert, invert_depths
+from .recipes.prior_train import train_prior
+from .recipes.render import render
+from .recipes.saliency import SaliencyResult, saliency
+from .recipes.style import StyleResult, style_transfer
 from .zoo import ZOO, ZooEntry, as_model, imagenet_labels, inception_v1_labels, load_model
 
 __version__ = "0.1.0"

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import FeaturevisError, unknown
-from ..model import FeatureModel
+from ..core.errors import FeaturevisError, unknown
+from ..core.model import FeatureModel
 from . import alexnet, efficientnet_lite, googlenet, inception_v1, resnet, vgg
 from . import weights as checkpoints
 from .efficientnet_lite import fuse_batchnorm

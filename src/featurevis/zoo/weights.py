@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import FeaturevisError
+from ..core.errors import FeaturevisError
 
 DOWNLOAD_TIMEOUT_S = 30
 

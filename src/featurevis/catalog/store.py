@@ -1,0 +1,223 @@
+"""A catalog's storage: one SQLite database beside the image files, in the catalog folder.
+
+Why this shape: a build may be killed at any instant (Ctrl-C, ``kill -9``, a full disk). Image
+files are written first, each atomically (temporary file + rename), and only then is the
+shard's database row set committed in one transaction; a row therefore never points at a
+missing or half-written file, and a file without a row is simply written again on resume.
+WAL mode lets the explorer read while a build writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.errors import FeaturevisError
+from ..core.images import atomic_write
+
+DB_NAME = "catalog.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run TEXT PRIMARY KEY, model TEXT NOT NULL, settings TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS layers (
+    run TEXT NOT NULL, layer TEXT NOT NULL, position INTEGER NOT NULL, channels INTEGER NOT NULL,
+    shape TEXT NOT NULL, PRIMARY KEY (run, layer));
+CREATE TABLE IF NOT EXISTS dataset (
+    run TEXT NOT NULL, idx INTEGER NOT NULL, name TEXT NOT NULL, file TEXT NOT NULL, PRIMARY KEY (run, idx));
+CREATE TABLE IF NOT EXISTS channels (
+    run TEXT NOT NULL, layer TEXT NOT NULL, channel INTEGER NOT NULL,
+    vis TEXT NOT NULL, negative TEXT, diversity TEXT NOT NULL,
+    activation REAL NOT NULL, negative_activation REAL, dataset_max REAL,
+    seed INTEGER NOT NULL, seconds REAL NOT NULL, figures TEXT NOT NULL, created REAL NOT NULL,
+    PRIMARY KEY (run, layer, channel));
+CREATE TABLE IF NOT EXISTS examples (
+    run TEXT NOT NULL, layer TEXT NOT NULL, channel INTEGER NOT NULL, kind TEXT NOT NULL, rank INTEGER NOT NULL,
+    image INTEGER NOT NULL, value REAL NOT NULL, box TEXT, file TEXT NOT NULL,
+    PRIMARY KEY (run, layer, channel, kind, rank));
+"""
+
+
+@dataclass
+class ChannelRecord:
+    """Everything stored for one rendered channel; file paths are relative to the catalog folder."""
+
+    layer: str
+    channel: int
+    vis: str
+    negative: str | None
+    diversity: list[str]
+    activation: float
+    negative_activation: float | None
+    dataset_max: float | None
+    seed: int
+    seconds: float
+    figures: dict
+    examples: list[dict]  # {kind: "image"|"crop", rank, image, value, box, file}
+
+
+class CatalogStore:
+    """The database of one catalog folder; every write is one transaction."""
+
+    def __init__(self, folder: str | os.PathLike, *, readonly: bool = False):
+        self.folder = Path(folder)
+        path = self.folder / DB_NAME
+        try:
+            if readonly:
+                if not path.is_file():
+                    raise FeaturevisError(f"{self.folder}: no catalog here (no {DB_NAME}); build one first")
+                self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=30)
+            else:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=FULL")  # a committed shard survives a crash
+                self.db.executescript(_SCHEMA)
+        except sqlite3.Error as e:
+            raise FeaturevisError(f"{path}: cannot open the catalog database ({e})") from None
+        self.db.row_factory = sqlite3.Row
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> CatalogStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- writing -----------------------------------------------------------------------------
+    def write_file(self, rel: str, data: bytes) -> None:
+        """Write one file atomically under the catalog folder (before its row is committed)."""
+        try:
+            with atomic_write(self.folder / rel) as tmp, open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise FeaturevisError(f"{self.folder / rel}: cannot write ({e.strerror or e})") from None
+
+    def add_run(self, run: str, model: str, settings: dict) -> None:
+        with self._transaction():
+            self.db.execute(
+                "INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?)", (run, model, json.dumps(settings), time.time())
+            )
+
+    def add_layers(self, run: str, layers: Sequence[tuple[str, int, tuple[int, ...]]]) -> None:
+        with self._transaction():
+            for pos, (name, n, shape) in enumerate(layers):
+                self.db.execute(
+                    "INSERT OR IGNORE INTO layers VALUES (?, ?, ?, ?, ?)", (run, name, pos, n, json.dumps(list(shape)))
+                )
+
+    def add_dataset(self, run: str, items: Sequence[tuple[int, str, str]]) -> None:
+        with self._transaction():
+            self.db.executemany("INSERT OR REPLACE INTO dataset VALUES (?, ?, ?, ?)", [(run, *it) for it in items])
+
+    def add_channels(self, run: str, records: Iterable[ChannelRecord]) -> None:
+        """Commit a shard's channels (their files already written) in one transaction."""
+        now = time.time()
+        try:
+            with self._transaction():
+                for r in records:
+                    self.db.execute(
+                        "INSERT OR REPLACE INTO channels VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            run,
+                            r.layer,
+                            r.channel,
+                            r.vis,
+                            r.negative,
+                            json.dumps(r.diversity),
+                            r.activation,
+                            r.negative_activation,
+                            r.dataset_max,
+                            r.seed,
+                            r.seconds,
+                            json.dumps(r.figures),
+                            now,
+                        ),
+                    )
+                    self.db.execute(
+                        "DELETE FROM examples WHERE run=? AND layer=? AND channel=?", (run, r.layer, r.channel)
+                    )
+                    for ex in r.examples:
+                        self.db.execute(
+                            "INSERT INTO examples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (
+                                run,
+                                r.layer,
+                                r.channel,
+                                ex["kind"],
+                                ex["rank"],
+                                ex["image"],
+                                ex["value"],
+                                json.dumps(ex.get("box")),
+                                ex["file"],
+                            ),
+                        )
+        except sqlite3.Error as e:
+            raise FeaturevisError(f"{self.folder / DB_NAME}: cannot commit ({e})") from None
+
+    def _transaction(self):
+        store = self
+
+        class _Tx:
+            def __enter__(self):
+                store.db.execute("BEGIN IMMEDIATE")
+
+            def __exit__(self, exc_type, exc, tb):
+                store.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+        return _Tx()
+
+    # -- reading -----------------------------------------------------------------------------
+    def runs(self) -> list[sqlite3.Row]:
+        return self.db.execute(
+            "SELECT r.run, r.model, r.settings, r.created,"
+            " (SELECT COUNT(*) FROM channels c WHERE c.run = r.run) AS done,"
+            " (SELECT COALESCE(SUM(channels), 0) FROM layers l WHERE l.run = r.run) AS total"
+            " FROM runs r ORDER BY r.created"
+        ).fetchall()
+
+    def run(self, run: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM runs WHERE run=?", (run,)).fetchone()
+
+    def layers(self, run: str) -> list[sqlite3.Row]:
+        return self.db.execute(
+            "SELECT l.layer, l.channels, l.shape,"
+            " (SELECT COUNT(*) FROM channels c WHERE c.run = l.run AND c.layer = l.layer) AS done"
+            " FROM layers l WHERE l.run=? ORDER BY l.position",
+            (run,),
+        ).fetchall()
+
+    def done_channels(self, run: str, layer: str) -> set[int]:
+        rows = self.db.execute("SELECT channel FROM channels WHERE run=? AND layer=?", (run, layer))
+        return {r[0] for r in rows}
+
+    def channels(self, run: str, layer: str) -> list[sqlite3.Row]:
+        return self.db.execute(
+            "SELECT channel, vis, activation, dataset_max FROM channels WHERE run=? AND layer=? ORDER BY channel",
+            (run, layer),
+        ).fetchall()
+
+    def channel(self, run: str, layer: str, channel: int) -> sqlite3.Row | None:
+        return self.db.execute(
+            "SELECT * FROM channels WHERE run=? AND layer=? AND channel=?", (run, layer, channel)
+        ).fetchone()
+
+    def examples(self, run: str, layer: str, channel: int) -> list[sqlite3.Row]:
+        return self.db.execute(
+            "SELECT e.kind, e.rank, e.image, e.value, e.box, e.file, d.name, d.file AS image_file FROM examples e"
+            " LEFT JOIN dataset d ON d.run = e.run AND d.idx = e.image"
+            " WHERE e.run=? AND e.layer=? AND e.channel=? ORDER BY e.kind, e.rank",
+            (run, layer, channel),
+        ).fetchall()
+
+    def integrity(self) -> str:
+        return self.db.execute("PRAGMA integrity_check").fetchone()[0]

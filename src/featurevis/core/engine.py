@@ -1,0 +1,220 @@
+"""The one optimization loop: parameterization → transforms → frozen model → objective → step.
+
+Every gradient recipe (feature visualization, DeepDream, inversion, style, attacks, DGN-AM,
+fast-style training) calls :func:`optimize` with its own parameterization, objective,
+transforms and optimizer; nothing here knows about any recipe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from . import transforms as T
+from .errors import FeaturevisError
+from .images import make_grid, save_image
+from .model import INPUT, FeatureModel
+from .objectives import Objective
+from .params import Parameterization
+from .results import Result
+
+
+@dataclass
+class RenderResult(Result):
+    """Images and how they were made. Displays itself in notebooks; ``save()`` writes a file."""
+
+    images: torch.Tensor  # B×3×H×W in [0, 1], on the CPU
+    history: torch.Tensor  # steps × B objective values (with transforms applied)
+    objective: str
+    values: torch.Tensor  # B: the objective on the final, untransformed images
+    snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
+    param: Parameterization | None = field(default=None, repr=False)  # what drew the images
+
+    def grid(self, ncols: int | None = None, size: int | None = None) -> torch.Tensor:
+        images = self.images if size is None else self.render_at(size)
+        return make_grid(images, ncols) if len(images) > 1 else images[0]
+
+    def shown(self) -> torch.Tensor:
+        return self.grid()
+
+    def render_at(self, size: int | tuple[int, int]) -> torch.Tensor:
+        """The images drawn again at another resolution (``B×3×H×W``, CPU): render small, save
+        large. Only resolution-independent parameterizations (``param="cppn"``) can."""
+        if self.param is None:
+            raise FeaturevisError("this result keeps no parameterization to draw again")
+        return self.param.render_at(size).float().cpu()
+
+    def save(self, path: str | Path, ncols: int | None = None, size: int | None = None) -> Path:
+        """Write the image (a grid for a batch) atomically; ``size`` draws it anew at that side
+        first (CPPN renders only)."""
+        return save_image(self.grid(ncols, size), path)
+
+    def __repr__(self) -> str:
+        b, _, h, w = self.images.shape
+        vals = ", ".join(f"{v:.3g}" for v in self.values.tolist()[:8])
+        return f"RenderResult({self.objective}, {b} image(s) {w}x{h}, values [{vals}])"
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise FeaturevisError("CUDA was asked for but torch sees no GPU; use --device cpu")
+    return dev
+
+
+def validate(model: FeatureModel, objective: Objective, size: int) -> None:
+    """Check every layer and channel the objective reads, with a clear message."""
+    for layer, ch in objective.checks:
+        model.check_layer(layer)
+        if ch is None or layer == INPUT:
+            continue
+        shape = model.layer_shape(layer, size)
+        n = shape[0] if shape else 0
+        if not 0 <= ch < n:
+            raise FeaturevisError(f"channel {ch} out of range: {layer} has channels 0..{n - 1}")
+
+
+def optimize(
+    model: FeatureModel,
+    objective: Objective,
+    param: Parameterization,
+    *,
+    steps: int,
+    lr: float = 0.05,
+    transforms: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    generator: torch.Generator,
+    optimizer: Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer] | None = None,
+    snapshots: Sequence[int] = (),
+    progress: bool = True,
+    description: str = "render",
+    after_step: Callable[[Parameterization], None] | None = None,
+    schedule: str = "constant",
+) -> RenderResult:
+    """Maximize ``objective`` over ``param``'s output; Ctrl-C or a NaN stops early, keeping
+    the last good images."""
+    device = model.device
+    param = param.to(device)
+    transforms = transforms or T.none()
+    opt = optimizer(param.parameters()) if optimizer else torch.optim.Adam(param.parameters(), lr=lr)
+    sched = _scheduler(opt, schedule, steps)
+    layers = objective.layers - {INPUT}
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    history: list[torch.Tensor] = []
+    shots: dict[int, torch.Tensor] = {}
+    want_shots = set(snapshots)
+    interrupted = False
+    start = time.perf_counter()
+    # Only what the optimizer changes is snapshotted: frozen machinery inside a parameterization
+    # (a DGN generator, a photo) never changes, and copying it every few steps cost ~224 MB.
+    trainable = [p for p in param.parameters() if p.requires_grad]
+    last_good = _snapshot(trainable)
+    bar = tqdm(range(steps), desc=description, disable=not progress, leave=False, dynamic_ncols=True)
+    try:
+        for step in bar:
+            opt.zero_grad(set_to_none=True)
+            img = param()
+            x = transforms(img, generator)
+            with amp:
+                acts = model(x, layers)
+            acts = {k: v.float() for k, v in acts.items()}
+            acts[INPUT] = img
+            values = objective(acts)
+            loss = -values.sum()
+            if not torch.isfinite(loss):
+                tqdm.write(f"featurevis: objective became {loss.item()} at step {step}; keeping the last good image")
+                _restore(trainable, last_good)
+                break
+            if step % 8 == 0:  # these parameters just gave a finite objective: a true "last good"
+                last_good = _snapshot(trainable)
+            loss.backward()
+            opt.step()
+            param.constrain()
+            if sched is not None:
+                sched.step()
+            if after_step is not None:
+                after_step(param)
+            history.append(values.detach().cpu())
+            if step % 8 == 0:
+                bar.set_postfix(objective=f"{values.mean().item():.3g}", refresh=False)
+            if step + 1 in want_shots:
+                with torch.no_grad():
+                    shots[step + 1] = param().detach().cpu()
+    except KeyboardInterrupt:
+        interrupted = True
+        tqdm.write("featurevis: interrupted; returning the images so far")
+    finally:
+        bar.close()
+    with torch.no_grad():
+        final = param().detach()
+        if not torch.isfinite(final).all():
+            _restore(trainable, last_good)
+            final = param().detach()
+        acts = model(final, layers) if layers else {}
+        acts[INPUT] = final
+        values = objective(acts).detach().cpu()
+    return RenderResult(
+        images=final.float().cpu(),
+        history=torch.stack(history) if history else torch.zeros(0, final.shape[0]),
+        objective=objective.name,
+        values=values,
+        snapshots=shots,
+        interrupted=interrupted,
+        seconds=time.perf_counter() - start,
+        param=param,
+    )
+
+
+def _snapshot(params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in params]
+
+
+@torch.no_grad()
+def _restore(params: Sequence[torch.Tensor], saved: Sequence[torch.Tensor]) -> None:
+    for p, s in zip(params, saved, strict=True):
+        p.copy_(s)
+
+
+def _scheduler(opt: torch.optim.Optimizer, schedule: str, steps: int):
+    """``constant``; ``cosine``: decay to 10 % so the last steps refine instead of wander;
+    ``linear``: straight down to ~0 (DGN-AM's schedule)."""
+    if schedule == "constant":
+        return None
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1), eta_min=0.1 * opt.defaults["lr"])
+    if schedule == "linear":
+        return torch.optim.lr_scheduler.LinearLR(opt, 1.0, 1e-6, total_iters=max(steps - 1, 1))
+    raise FeaturevisError(f"unknown schedule {schedule!r}: use constant, cosine or linear")
+
+
+class DirectionStep(torch.optim.Optimizer):
+    """Steps of exactly ``lr`` along a normalized gradient direction, so the step does not depend
+    on how steep the objective happens to be; subclasses say how the gradient is normalized."""
+
+    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float = 1.0, **defaults):
+        super().__init__(params, {"lr": lr, **defaults})
+
+    def direction(self, grad: torch.Tensor, group: dict) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.sub_(group["lr"] * self.direction(p.grad, group))  # the engine minimizes -objective
+
+
+class NormalizedSGD(DirectionStep):
+    """Each sample's gradient divided by its mean magnitude (DGN-AM, DeepDream)."""
+
+    def direction(self, grad: torch.Tensor, group: dict) -> torch.Tensor:
+        dims = tuple(range(1, grad.dim())) if grad.dim() > 1 else (0,)
+        return grad / grad.abs().mean(dim=dims, keepdim=True).clamp_min(1e-12)

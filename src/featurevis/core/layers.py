@@ -1,0 +1,55 @@
+"""Choosing layers: spread over a network's depth, or parsed from ``LAYER=WEIGHT`` lists.
+
+Inversion strips, style transfer's defaults and the CLI's ``-l`` options all pick layers this way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from .errors import FeaturevisError
+from .model import INPUT, FeatureModel
+
+#: Number of layers ``--all-layers`` reconstructs, spread from shallow to deep.
+DEPTH_LAYERS = 6
+
+
+def depth_layers(model: FeatureModel, n: int = DEPTH_LAYERS) -> list[str]:
+    """``n`` layers spread evenly from shallow to deep over the model's top-level feature maps."""
+    infos = [
+        i
+        for i in model.layers(min(model.input_size, 128))
+        if i.name.count(".") <= 1 and len(i.shape) == 3 and i.kind not in ("Identity", "Dropout")
+    ]
+    if not infos:
+        raise FeaturevisError(f"model {model.name} has no convolutional layers to invert")
+    if len(infos) <= n:
+        return [i.name for i in infos]
+    idx = sorted({round(k * (len(infos) - 1) / (n - 1)) for k in range(n)})
+    return [infos[k].name for k in idx]
+
+
+def parse_layers(model: FeatureModel, layers: str | Sequence[str] | Mapping[str, float]) -> dict[str, float]:
+    """``"a,b=0.5"``, a list or a ``{layer: weight}`` mapping as validated ``{layer: weight}``."""
+    if isinstance(layers, Mapping):
+        items = [(str(k), float(v)) for k, v in layers.items()]
+    else:
+        parts = [p.strip() for p in layers.split(",")] if isinstance(layers, str) else [str(p) for p in layers]
+        items = []
+        for p in parts:
+            if not p:
+                continue
+            name, eq, w = p.partition("=")
+            try:
+                items.append((name.strip(), float(w) if eq else 1.0))
+            except ValueError:
+                raise FeaturevisError(f"malformed layer weight {p!r}: use LAYER=WEIGHT, e.g. _blocks.6=0.5") from None
+    if not items:
+        raise FeaturevisError("no layer given")
+    out: dict[str, float] = {}
+    for name, w in items:
+        if name == INPUT:
+            raise FeaturevisError("'input' is not a layer to match; pick a network layer")
+        model.check_layer(name)
+        out[name] = out.get(name, 0.0) + w
+    return out

@@ -1,0 +1,122 @@
+"""Feature visualization from scratch: optimize images that excite a unit, a layer or a class."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+import torch
+
+from ..core import objectives as O
+from ..core.engine import RenderResult, optimize, resolve_device, validate
+from ..core.errors import FeaturevisError
+from ..core.model import FeatureModel
+from ..core.objectives import Objective, as_objective
+from ..core.params import Parameterization, make_param
+from ..core.targets import parse_target
+from ..core.transforms import resolve_transforms
+from ..zoo import as_model
+
+#: Default number of steps: with the standard transforms, class renders
+#: transfer to other networks markedly better at 384 than at 256 steps (benchmarks/quality.py).
+DEFAULT_STEPS = 384
+
+
+def _diversity_layer(model: FeatureModel, objective: Objective, size: int) -> str:
+    """A layer whose Gram matrices say how different two images look.
+
+    The objective's own spatial layer when it has one; a class logit has no spatial map, so
+    then a layer ~60 % deep (style and parts, not pixels) among the model's top-level ones.
+    """
+    spatial = [info.name for info in model.layers(size) if len(info.shape) == 3]
+    own = sorted(set(spatial) & objective.layers)
+    if own:
+        return own[0]
+    top = [n for n in spatial if n.count(".") <= 1] or spatial
+    if not top:
+        raise FeaturevisError("diversity needs a model with spatial (C×H×W) layers")
+    return top[int(0.6 * (len(top) - 1))]
+
+
+def render(
+    model: str | torch.nn.Module | FeatureModel,
+    objective: Objective | str | Iterable[Objective],
+    *,
+    size: int | None = None,
+    batch: int = 1,
+    steps: int = DEFAULT_STEPS,
+    lr: float | None = None,
+    seed: int = 0,
+    param: str | Parameterization = "fourier",
+    decorrelate: bool = True,
+    transforms: str | Callable | None = "standard",
+    diversity: float = 0.0,
+    diversity_layer: str | None = None,
+    optimizer: Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer] | None = None,
+    device: str | torch.device | None = None,
+    snapshots: Sequence[int] = (),
+    progress: bool = True,
+    schedule: str = "constant",
+) -> RenderResult:
+    """Optimize images that maximize ``objective`` on ``model``.
+
+    Args:
+        model: a zoo name (``"efficientnet_lite0"``), a :class:`FeatureModel`, or any module.
+        objective: an :class:`Objective`, a TARGET string (``"_blocks.8:12"``), or a list to sum.
+        size: image side in pixels (the model's input size by default).
+        batch: number of images; objectives without ``batch=`` apply to all of them.
+        lr: Adam's learning rate (default: the parameterization's, 0.05; 0.003 for a CPPN).
+        param: ``"fourier"`` (default), ``"pixel"``, ``"maco"``, ``"cppn"`` (a smooth pattern that
+            ``result.save(path, size=1024)`` draws again at any size), or a
+            :class:`Parameterization` instance.
+        transforms: ``"standard"``, ``"maco"`` (crops + noise), ``None``/``"none"``, or a
+            callable ``(images, generator)``.
+        diversity: weight of a Gram-diversity term that pushes the batch's images apart.
+        diversity_layer: where that term compares images (default: the objective's first
+            spatial layer; for a class, a layer about 60 % of the way through the network).
+        schedule: ``"constant"`` learning rate (default), ``"cosine"`` decay to 10 % or
+            ``"linear"`` decay to ~0.
+        snapshots: steps after which to keep a copy of the images.
+    Returns:
+        A :class:`RenderResult`; Ctrl-C ends early and returns the images so far.
+    """
+    fm = as_model(model)
+    fm.to(resolve_device(device))
+    size = size or fm.input_size
+    obj = parse_target(fm, objective) if isinstance(objective, str) else as_objective(objective)
+    if diversity:
+        obj = obj + diversity * O.diversity(diversity_layer or _diversity_layer(fm, obj, size))
+    validate(fm, obj, size)
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    p = make_param(param, batch, size, decorrelate=decorrelate, generator=g) if isinstance(param, str) else param
+    lr = p.default_lr if lr is None else lr
+    tf = resolve_transforms(transforms, size)
+    result = optimize(
+        fm,
+        obj,
+        p,
+        steps=steps,
+        lr=lr,
+        transforms=tf,
+        generator=g,
+        optimizer=optimizer,
+        snapshots=snapshots,
+        progress=progress,
+        schedule=schedule,
+    )
+    result.settings = dict(
+        model=fm.name,
+        objective=obj.name,
+        size=size,
+        batch=batch,
+        steps=steps,
+        lr=lr,
+        seed=seed,
+        param=param if isinstance(param, str) else type(param).__name__,
+        decorrelate=decorrelate,
+        transforms=transforms if isinstance(transforms, str) or transforms is None else repr(transforms),
+        diversity=diversity,
+        diversity_layer=diversity_layer,
+        schedule=schedule,
+    )
+    return result
