@@ -19,6 +19,7 @@ from torch import nn
 
 import featurevis as fv
 from featurevis.cli import main
+from featurevis.core.layers import conv_names
 from featurevis.core.losses import default_layers
 from featurevis.zoo import ZOO, checkpoints, googlenet, inception_v1, vgg
 
@@ -176,7 +177,7 @@ def test_torchvision_style_module_keeps_its_names_and_conv_outputs():
 
 
 def test_vgg19_style_defaults_are_gatys_layers(loaded):
-    names = vgg.conv_names(vgg.vgg19())
+    names = conv_names(vgg.vgg19())
     assert names["conv4_2"] == "features.22" and names["conv5_4"] == "features.35"
     assert default_layers(loaded("vgg19")) == (
         ["features.1", "features.6", "features.11", "features.20", "features.29"],
@@ -186,7 +187,7 @@ def test_vgg19_style_defaults_are_gatys_layers(loaded):
         ["features.1", "features.6", "features.11", "features.18", "features.25"],
         "features.20",
     )
-    assert vgg.conv_names(ZOO["alexnet"].arch({})) is None  # three pools and 11x11 convs: not VGG
+    assert conv_names(ZOO["alexnet"].arch({})) is None  # three pools and 11x11 convs: not VGG
 
 
 # -- every recipe on every classic model ------------------------------------------------------

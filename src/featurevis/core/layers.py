@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from torch import nn
+
 from .errors import FeaturevisError
 from .model import INPUT, FeatureModel
 
@@ -53,3 +55,29 @@ def parse_layers(model: FeatureModel, layers: str | Sequence[str] | Mapping[str,
         model.check_layer(name)
         out[name] = out.get(name, 0.0) + w
     return out
+
+
+def conv_names(net: nn.Module) -> dict[str, str] | None:
+    """``{"conv1_1": "features.1", ...}`` for any VGG-shaped net (also torchvision's), else None.
+
+    A net is VGG-shaped when it has a ``features`` Sequential of 3x3 convs, ReLUs (optionally
+    batch norms) and exactly five max-pools. Each name points at the ReLU after that conv.
+    """
+    features = getattr(net, "features", None)
+    if not isinstance(features, nn.Sequential):
+        return None
+    names: dict[str, str] = {}
+    block, conv, pending = 1, 0, False
+    for i, m in enumerate(features):
+        if isinstance(m, nn.Conv2d):
+            if m.kernel_size != (3, 3):
+                return None
+            conv, pending = conv + 1, True
+        elif isinstance(m, nn.ReLU) and pending:
+            names[f"conv{block}_{conv}"] = f"features.{i}"
+            pending = False
+        elif isinstance(m, nn.MaxPool2d):
+            block, conv = block + 1, 0
+        elif not isinstance(m, (nn.BatchNorm2d, nn.ReLU)):
+            return None
+    return names if block == 6 else None

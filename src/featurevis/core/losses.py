@@ -12,10 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
-from ..zoo.vgg import conv_names
 from .errors import FeaturevisError
 from .images import fit_size
-from .layers import depth_layers, parse_layers
+from .layers import conv_names, depth_layers, parse_layers
 from .model import FeatureModel
 from .objectives import Objective
 

@@ -1,6 +1,6 @@
 """VGG-16 and VGG-19 (no batch norm), key-for-key compatible with torchvision's ``vgg16``/``vgg19``.
 
-Layer names are torchvision's ``features.N``; :func:`conv_names` maps the paper's names
+Layer names are torchvision's ``features.N``; :func:`featurevis.core.layers.conv_names` maps the paper's names
 (``conv4_2``: block 4, conv 2) to the ``features.N`` ReLU that follows that conv, which is
 what style transfer (Gatys et al.) reads.
 """
@@ -47,29 +47,3 @@ def vgg16() -> VGG:
 
 def vgg19() -> VGG:
     return VGG(BLOCKS["vgg19"])
-
-
-def conv_names(net: nn.Module) -> dict[str, str] | None:
-    """``{"conv1_1": "features.1", ...}`` for any VGG-shaped net (also torchvision's), else None.
-
-    A net is VGG-shaped when it has a ``features`` Sequential of 3x3 convs, ReLUs (optionally
-    batch norms) and exactly five max-pools. Each name points at the ReLU after that conv.
-    """
-    features = getattr(net, "features", None)
-    if not isinstance(features, nn.Sequential):
-        return None
-    names: dict[str, str] = {}
-    block, conv, pending = 1, 0, False
-    for i, m in enumerate(features):
-        if isinstance(m, nn.Conv2d):
-            if m.kernel_size != (3, 3):
-                return None
-            conv, pending = conv + 1, True
-        elif isinstance(m, nn.ReLU) and pending:
-            names[f"conv{block}_{conv}"] = f"features.{i}"
-            pending = False
-        elif isinstance(m, nn.MaxPool2d):
-            block, conv = block + 1, 0
-        elif not isinstance(m, (nn.BatchNorm2d, nn.ReLU)):
-            return None
-    return names if block == 6 else None
