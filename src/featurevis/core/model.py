@@ -41,6 +41,12 @@ def _first_tensor(out: object) -> torch.Tensor | None:
     return None
 
 
+def class_label(labels: Sequence[str] | None, idx: int) -> str:
+    """``labels[idx]``, or the index itself when there is no such label; results that keep only
+    the label list (not the model) name classes the same way as :meth:`FeatureModel.class_name`."""
+    return labels[idx] if labels and 0 <= idx < len(labels) else str(idx)
+
+
 class FeatureModel(nn.Module):
     """A frozen network with its preprocessing, layer names and activation capture.
 
@@ -222,7 +228,7 @@ class FeatureModel(nn.Module):
 
     def class_name(self, idx: int) -> str:
         """The label of class ``idx``, or the index itself for a model without (that) label."""
-        return self.labels[idx] if self.labels and 0 <= idx < len(self.labels) else str(idx)
+        return class_label(self.labels, idx)
 
     def class_index(self, cls: int | str) -> int:
         """A class given by index or (case-insensitive) name, validated."""

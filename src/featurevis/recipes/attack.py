@@ -21,7 +21,7 @@ from ..core import objectives as O
 from ..core.engine import DirectionStep, optimize, resolve_device
 from ..core.errors import FeaturevisError
 from ..core.images import ImageLike, as_image, fit_size, make_grid
-from ..core.model import FeatureModel
+from ..core.model import FeatureModel, class_label
 from ..core.params import PerturbedImage
 from ..core.results import Result
 from ..zoo import as_model
@@ -95,7 +95,8 @@ class AttackResult(Result):
     def name(self, cls: int | None) -> str:
         if cls is None:
             return "-"
-        return f"{cls} {self.labels[cls]}" if self.labels and cls < len(self.labels) else str(cls)
+        label = class_label(self.labels, cls)
+        return label if label == str(cls) else f"{cls} {label}"
 
     def __repr__(self) -> str:
         tgt = f", target {self.name(self.target)}" if self.target is not None else ""
