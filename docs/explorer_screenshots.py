@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 
 import uvicorn
-from featurevis.explorer import create_app
 from playwright.sync_api import sync_playwright
+
+from featurevis.catalog.explorer.app import create_app
 
 ARGS = [
     "--headless",

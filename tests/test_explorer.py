@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fnmatch
+import html
 import io
 import re
 import shutil
 import threading
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,8 @@ from PIL import Image
 
 from featurevis.catalog.build import build_catalog
 from featurevis.catalog.explorer import app as explorer
+from featurevis.catalog.explorer import ondemand
+from featurevis.catalog.explorer.jobs import JobQueue
 
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
@@ -112,7 +117,7 @@ def test_bad_parameters_get_4xx_with_a_message(client, catalog, monkeypatch):
         assert 400 <= r.status_code < 500 and text in _message(r), (bad, r.status_code, r.text[:300])
     r = client.post("/jobs/dream", data={"run": run}, files={"photo": ("x.png", b"not an image", "image/png")})
     assert r.status_code == 415 and "not an image" in _message(r)
-    monkeypatch.setattr(explorer, "MAX_UPLOAD_BYTES", 1000)
+    monkeypatch.setattr(ondemand, "MAX_UPLOAD_BYTES", 1000)
     r = client.post("/jobs/dream", data={"run": run}, files={"photo": ("x.png", bytes(5000), "image/png")})
     assert r.status_code == 413 and "too large" in _message(r)
 
@@ -138,7 +143,7 @@ def test_dream_job_on_an_uploaded_photo(client, catalog):
 
 
 def test_jobs_run_one_at_a_time_and_the_queue_is_bounded():
-    q = explorer.JobQueue(max_pending=3)
+    q = JobQueue(max_pending=3)
     running, peak, release = [], [], threading.Event()
 
     def work(job):
@@ -251,3 +256,130 @@ def test_odd_requests_never_get_a_500(client, catalog):
         for url in ("/jobs/render", "/jobs/dream"):
             r = client.post(url, data=data, files=files)
             assert 400 <= r.status_code < 500, (url, data, r.status_code)
+
+
+# -- templates: escaping, coverage, links ----------------------------------------------------------
+TEMPLATES = Path(explorer.__file__).parent / "templates"
+STATIC = Path(explorer.__file__).parent / "static"
+#: Names a catalog could hold (a model's own name, a layer, a dataset photo's file name, a setting)
+#: that would become markup, or break out of an attribute, if a template forgot to escape them.
+MODEL = '<script>alert("model")</script>'
+LAYER = "<img src=x onerror=alert(1)>"
+PHOTO = "\"'><svg onload=alert(2)>"
+SETTING = "<i onmouseover=alert(3)>0.05</i>"
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory) -> tuple[object, str, str]:
+    """A client on a catalog whose names are all HTML: channel 0 rendered, channel 1 not."""
+    from fastapi.testclient import TestClient
+
+    from featurevis.catalog.store import CatalogStore, ChannelRecord
+
+    folder, run = tmp_path_factory.mktemp("hostile"), "0123456789abcdef"
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (90, 20, 200)).save(buf, "PNG")
+    with CatalogStore(folder) as store:
+        store.add_run(run, MODEL, dict(model=MODEL, size=32, steps=8, seed=0, lr=SETTING))
+        store.add_layers(run, [(LAYER, 2, (2, 4, 4))])
+        for name in ("vis", "neg", "div0", "crop0", "photo"):
+            store.write_file(f"{run}/{name}.png", buf.getvalue())
+        store.add_dataset(run, [(0, PHOTO, f"{run}/photo.png")])
+        examples = [
+            dict(kind="image", rank=0, image=0, value=0.5, box=None, file=f"{run}/photo.png"),
+            dict(kind="crop", rank=0, image=0, value=0.9, box=[0, 0, 4, 4], file=f"{run}/crop0.png"),
+        ]
+        figures = dict(diversity_activations=[0.4], shard_seconds=0.2, shard_channels=2)
+        record = ChannelRecord(
+            LAYER, 0, f"{run}/vis.png", f"{run}/neg.png", [f"{run}/div0.png"], 0.7, -0.3, 0.9, 1, 0.1, figures, examples
+        )
+        store.add_channels(run, [record])
+    app = explorer.create_app(folder)
+    job = app.state.explorer.jobs.submit("render", MODEL, lambda job: None)
+    return TestClient(app, raise_server_exceptions=False), run, job.id
+
+
+class _Markup(HTMLParser):
+    """A page's elements (tag, attributes) and its visible text."""
+
+    def __init__(self, page: str):
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict]] = []
+        self.text: list[str] = []
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def test_every_page_template_escapes_what_the_catalog_names(hostile):
+    client, run, job = hostile
+    base = f"/run/{run}/layer/{LAYER}"
+    shown = {  # url: the hostile names it must show as plain text (or attribute values)
+        "/": [MODEL],
+        f"/run/{run}": [MODEL, LAYER],
+        base: [MODEL, LAYER],
+        f"{base}/0": [MODEL, LAYER, PHOTO, SETTING],
+        f"{base}/1": [MODEL, LAYER],
+        f"/new?run={run}&channel=0&layer={LAYER.replace('=', '%3D')}": [LAYER],
+        f"/jobs/{job}": [MODEL],
+        f"/run/{run}/layer/{LAYER}x": [LAYER],  # the error page quotes the unknown name
+    }
+    used = set()
+    for url, names in shown.items():
+        r = client.get(url)
+        assert r.status_code == (404 if url.endswith("x") else 200), (url, r.status_code, r.text[:300])
+        used.add(r.template.name)
+        page = _Markup(r.text)
+        for tag, attrs in page.tags:
+            assert tag != "svg" and not any(a.startswith("on") for a in attrs), (url, tag, attrs)
+            assert tag != "script" or attrs.get("src", "").startswith("/static/"), (url, attrs)
+            assert tag != "i", url
+        visible = "".join(page.text) + " ".join(v or "" for _, attrs in page.tags for v in attrs.values())
+        for name in names:
+            assert name in visible, (url, name)
+    alts = [attrs.get("alt") for tag, attrs in _Markup(client.get(f"{base}/0").text).tags if tag == "img"]
+    assert PHOTO in alts  # a quote in a name cannot end the attribute early
+    pages = {p.name for p in TEMPLATES.glob("*.html")} - {"base.html", "macros.html"}
+    assert used == pages  # every page template was rendered above (base.html and macros.html by all)
+
+
+def _links(page: str) -> set[str]:
+    """Every same-site url a page loads or links to, the keyboard's data-prev/next/up included."""
+    keys = ("href", "src", "data-prev", "data-next", "data-up")
+    return {html.unescape(v) for _, attrs in _Markup(page).tags for k, v in attrs.items() if k in keys and v[:1] == "/"}
+
+
+def test_no_page_links_to_a_missing_page_or_file(client, catalog):
+    _, run = catalog
+    job = client.app.state.explorer.jobs.submit("render", "nothing", lambda job: None)
+    pages = ["/", f"/run/{run}", f"/run/{run}/layer/conv2", f"/run/{run}/layer/conv3/5", "/new", f"/jobs/{job.id}"]
+    pages.append(f"/run/{run}/layer/conv2/99")  # an error page
+    links = set()
+    for url in pages:
+        links |= _links(client.get(url).text)
+    assert {"/static/explorer.css", "/static/explorer.js", "/static/job.js"} <= links
+    assert len(links) > 50
+    for url in sorted(links):
+        r = client.get(url)
+        assert r.status_code == 200, (url, r.status_code)
+    assert client.get("/static/explorer.css").headers["content-type"].startswith("text/css")
+    assert client.get("/static/nope.css").status_code == 404
+    assert client.get("/static/../catalog.sqlite").status_code == 404
+
+
+def test_every_template_and_static_file_ships_in_the_wheel():
+    """pyproject's package-data must name every file the explorer reads at run time, or a
+    non-editable install serves pages without them."""
+    import tomllib
+
+    globs = tomllib.loads((HERE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    package = Path(explorer.__file__).parent
+    files = [p for folder in (TEMPLATES, STATIC) for p in folder.iterdir()]
+    assert len(files) >= 10
+    for p in files:
+        rel = p.relative_to(package).as_posix()
+        assert any(fnmatch.fnmatch(rel, g) for g in globs["featurevis.catalog.explorer"]), rel

@@ -2,7 +2,7 @@
 the dataset examples that excite it most, stored for browsing (``featurevis serve``).
 
 Work is cut into *shards* (one layer, up to ``batch`` channels). One shard is a few batched
-optimizations through :func:`featurevis.render.optimize`: image ``i`` of the batch maximizes
+optimizations through :func:`featurevis.core.engine.optimize`: image ``i`` of the batch maximizes
 channel ``i`` (``objectives.channels``), so many channels share every step. A shard is a pure
 function of (model, settings, layer, channels): its seed is derived from the settings hash and
 its position, so it gives the same images in-process, in a Ray task, or after a resume.
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from ..core import objectives as O
 from ..core import transforms as T
-from ..core.engine import optimize, resolve_device
+from ..core.engine import RenderResult, optimize, resolve_device
 from ..core.errors import FeaturevisError
 from ..core.images import to_pil
 from ..core.model import FeatureModel
@@ -228,14 +228,20 @@ def _png(img: torch.Tensor) -> bytes:
     return buf.getvalue()
 
 
-def _optimize(
+def render_objective(
     model: FeatureModel,
     objective: O.Objective,
     n: int,
     s: CatalogSettings,
     seed: int,
-    on_step: Callable[[], None] | None,
-):
+    on_step: Callable[[], None] | None = None,
+) -> RenderResult:
+    """``n`` images optimized for ``objective`` exactly as a catalog renders them: the Fourier
+    parameterization, the standard transforms, the settings' size, steps and lr, everything seeded
+    by ``seed``. The explorer's on-demand renders call it too, so they follow the same recipe as
+    the catalog's images beside them. ``on_step`` is called after every step (progress). Raises
+    ``KeyboardInterrupt`` when the loop was interrupted: a partial result must never be stored as
+    if it were finished."""
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     param = make_param("fourier", n, s.size, generator=g)
@@ -250,7 +256,7 @@ def _optimize(
         progress=False,
         after_step=(lambda _p: on_step()) if on_step else None,
     )
-    if result.interrupted:  # a partial shard must never be stored
+    if result.interrupted:
         raise KeyboardInterrupt
     return result
 
@@ -324,14 +330,14 @@ def render_shard(
     chs = list(chs)
     start = time.perf_counter()
     seed = s.shard_seed(layer, chs[0])
-    vis = _optimize(model, O.channels(layer, chs), len(chs), s, seed, on_step)
+    vis = render_objective(model, O.channels(layer, chs), len(chs), s, seed, on_step)
     results = [
         ChannelResult(layer, c, _png(img), float(v)) for c, img, v in zip(chs, vis.images, vis.values, strict=True)
     ]
     if s.diversity:
         n = s.diversity
         obj = O.channels(layer, [c for c in chs for _ in range(n)]) + s.diversity_weight * O.diversity(layer, group=n)
-        div = _optimize(model, obj, len(chs) * n, s, seed + 1, on_step)
+        div = render_objective(model, obj, len(chs) * n, s, seed + 1, on_step)
         with torch.no_grad():
             acts = model(div.images.to(model.device), [layer])[layer].float().cpu()
         for j, r in enumerate(results):
@@ -339,7 +345,7 @@ def render_shard(
                 r.diversity.append(_png(div.images[q]))
                 r.diversity_activations.append(float(acts[q, r.channel].mean()))
     if s.negative:
-        neg = _optimize(model, -O.channels(layer, chs), len(chs), s, seed + 2, on_step)
+        neg = render_objective(model, -O.channels(layer, chs), len(chs), s, seed + 2, on_step)
         for r, img, v in zip(results, neg.images, neg.values, strict=True):
             r.negative, r.negative_activation = _png(img), -float(v)
     if images is not None:
