@@ -16,9 +16,12 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from ..core.errors import FeaturevisError
+
+if TYPE_CHECKING:
+    from ..core.model import FeatureModel
 
 #: ``check(path, args)`` raises :class:`FeaturevisError` when ``path`` cannot be written.
 Check = Callable[[Path, argparse.Namespace], object]
@@ -61,7 +64,7 @@ class CommandParser(argparse.ArgumentParser):
 
 
 # -- numbers -----------------------------------------------------------------------------
-def _number(text: str, kind: type[int] | type[float]) -> float:
+def _number(text: str, kind: type[int] | type[float]) -> int | float:
     try:
         value = kind(text)
     except ValueError:
@@ -162,7 +165,7 @@ def _one_model(positional: str | None, option: str | None) -> str:
     return option or positional or DEFAULT_MODEL
 
 
-def model_from_args(args: argparse.Namespace):
+def model_from_args(args: argparse.Namespace) -> FeatureModel:
     """The zoo model named by ``args.model`` (weights from ``--weights`` if given), on ``args.device``."""
     from ..core.engine import resolve_device
     from ..zoo import load_model

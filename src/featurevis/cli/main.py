@@ -13,6 +13,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import ModuleType
 
 from ..core.errors import FeaturevisError
 from .args import CommandParser
@@ -64,7 +65,7 @@ def build_parser() -> CommandParser:
     return parser
 
 
-def command_parser(command: Command):
+def command_parser(command: Command) -> tuple[CommandParser, ModuleType]:
     """``command``'s parser, with its module (imported now: it may import torch)."""
     module = importlib.import_module(f"{__package__}.{command.module}")
     parser = CommandParser(prog=f"featurevis {command.name}", description=command.help)
