@@ -284,7 +284,9 @@ def test_ctrl_c_during_startup_in_a_real_process_is_one_line_exit_130():
     import signal
     import time
 
-    start = "import sys; print('ready', flush=True); import runpy; sys.argv = ['featurevis', 'layers']; "
+    # As in a terminal, whatever this test process inherited: Python's own Ctrl-C handler.
+    start = "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    start += "print('ready', flush=True); import runpy; sys.argv = ['featurevis', 'layers']; "
     start += "runpy.run_module('featurevis.cli', run_name='__main__')"
     proc = subprocess.Popen([sys.executable, "-c", start], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout.readline() == "ready\n"
