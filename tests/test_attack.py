@@ -10,7 +10,7 @@ from PIL import Image
 
 import featurevis as fv
 from featurevis.cli import main
-from featurevis.cli.attack import parse_eps
+from featurevis.cli.fool import parse_eps
 from featurevis.recipes.attack import _quantize
 
 TOL = 1e-6  # float rounding of (photo*255 + q)/255 - photo

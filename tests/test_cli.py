@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -116,3 +117,194 @@ def test_demo_writes_gallery(tmp_path, monkeypatch):
     html = (tmp_path / "d" / "index.html").read_text()
     assert "_blocks.2:0" in html and "Egyptian cat" in html
     assert (tmp_path / "d" / "_blocks.2_1.png").exists() and (tmp_path / "d" / "class_285.png").exists()
+
+
+# -- one convention, one table, one output check ------------------------------------------
+def parse(*argv: str):
+    """The namespace a command gets, without running it."""
+    from featurevis.cli.main import _BY_NAME, command_parser
+
+    parser, _ = command_parser(_BY_NAME[argv[0]])
+    return parser.parse(argv[1:])
+
+
+@pytest.mark.parametrize(
+    "old,new",
+    [
+        (["render", "lite0", "_blocks.8:12", "-o", "a.png"], ["render", "_blocks.8:12", "-m", "lite0", "-o", "a.png"]),
+        (["render", "lite0", "-o", "a.png", "_blocks.8:12"], ["render", "-m", "lite0", "_blocks.8:12", "-o", "a.png"]),
+        (["layers", "inception_v1", "--all"], ["layers", "--all", "-m", "inception_v1"]),
+        (["catalog", "build", "lite1", "--out", "c"], ["catalog", "build", "--model", "lite1", "-o", "c"]),
+        (["prior-train", "lite0", "--layer", "_blocks.3"], ["prior-train", "--layer", "_blocks.3", "-m", "lite0"]),
+        (["evolve", "lite2", "--class", "1", "--out", "e"], ["evolve", "--class", "1", "-m", "lite2", "-o", "e"]),
+    ],
+)
+def test_model_option_parses_like_the_old_positional(old, new, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert parse(*old) == parse(*new)
+    assert parse(*new).model == new[new.index("-m" if "-m" in new else "--model") + 1]
+
+
+def test_model_option_renders_the_same_image_as_the_old_spelling(tmp_path):
+    common = ["--size", "32", "--steps", "2", "-q"]
+    assert main(["render", "lite0", "_blocks.4:7", "-o", str(tmp_path / "old.png"), *common]) == 0
+    assert main(["render", "_blocks.4:7", "-m", "lite0", "-o", str(tmp_path / "new.png"), *common]) == 0
+    assert main(["render", "_blocks.4:7", "-o", str(tmp_path / "default.png"), *common]) == 0  # lite0 is the default
+    old = Image.open(tmp_path / "old.png").tobytes()
+    assert old == Image.open(tmp_path / "new.png").tobytes() == Image.open(tmp_path / "default.png").tobytes()
+
+
+def test_layers_default_model_and_alias_agree(capsys):
+    outputs = []
+    for argv in (["layers", "lite0"], ["layers", "-m", "efficientnet_lite0"], ["layers"]):
+        assert main([*argv, "--size", "64"]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert len(set(outputs)) == 1 and "_blocks.8" in outputs[0]
+    assert parse("layers", "lite0", "-m", "efficientnet_lite0").model == "efficientnet_lite0"  # the same model twice
+
+
+@pytest.mark.parametrize(
+    "command", [["render", "lite0", "_blocks.8:1"], ["layers", "lite0"], ["evolve", "lite0", "-c", "1"]]
+)
+def test_two_different_models_is_one_line_exit_2(command, capsys):
+    assert main([*command, "-m", "vgg16"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["featurevis: error: two models given: 'lite0' and -m 'vgg16'; name one (-m MODEL)"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["render", "_blocks.8:1", "-o", "{bad}/x.png"],
+        ["dream", "photo.png", "-o", "{bad}/x.png"],
+        ["dream", "photo.png", "--frames", "2", "-o", "{bad}/x.gif"],
+        ["invert", "photo.png", "-l", "_blocks.1", "-o", "{bad}/x.png"],
+        ["style", "photo.png", "style.png", "-o", "{bad}/x.png"],
+        ["style-train", "style.png", "-o", "{bad}/net.pt"],
+        ["style-apply", "net.pt", "photo.png", "-o", "{bad}/x.png"],
+        ["fool", "photo.png", "-o", "{bad}/x.png"],
+        ["saliency", "photo.png", "-o", "{bad}/x.png"],
+        ["evolve", "--class", "1", "-o", "{bad}/evolved"],
+        ["prior-train", "--layer", "_blocks.3", "-o", "{bad}/p.pt"],
+        ["catalog", "build", "--out", "{bad}/catalog"],
+        ["demo", "--out", "{bad}/demo"],
+    ],
+)
+def test_unwritable_output_fails_before_any_work(argv, tmp_path, monkeypatch, capsys):
+    """The output sits under a file, so no folder can be made there (this holds for root too)."""
+    import importlib
+
+    from featurevis.cli.main import _BY_NAME
+
+    (tmp_path / "file").write_text("not a folder")
+    module = importlib.import_module(f"featurevis.cli.{_BY_NAME[argv[0]].module}")
+    monkeypatch.setattr(module, "run", lambda args: pytest.fail("the command ran"))
+    assert main([a.replace("{bad}", str(tmp_path / "file")) for a in argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot write there" in err[0], err
+    assert list(tmp_path.iterdir()) == [tmp_path / "file"]
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["render", "_blocks.8:1", "--lr", "nan"], "--lr must be a finite number, got 'nan'"),
+        (["render", "_blocks.8:1", "--lr=-inf"], "--lr must be a finite number, got '-inf'"),
+        (["render", "_blocks.8:1", "--lr", "0"], "--lr must be positive, got '0'"),
+        (["render", "_blocks.8:1", "--steps", "0"], "--steps must be positive, got '0'"),
+        (["render", "_blocks.8:1", "--diversity", "nan"], "--diversity must be a finite number"),
+        (["invert", "p.png", "--lr", "nan"], "--lr must be a finite number"),
+        (["style", "a.png", "b.png", "--steps", "0"], "--steps must be positive"),
+        (["style", "a.png", "b.png", "--tv", "inf"], "--tv must be a finite number"),
+        (["dream", "p.png", "--step-size", "nan"], "--step-size must be a finite number"),
+        (["prior-train", "--layer", "x", "--lr", "nan"], "--lr must be a finite number"),
+        (["saliency", "p.png", "--size", "-1"], "--size must be >= 0, got '-1'"),
+        (["catalog", "build", "--steps", "1.5"], "--steps must be an integer, got '1.5'"),
+        (["fool", "p.png", "--eps", "nan"], "--eps must be positive and finite"),
+        (["evolve", "-c", "1", "--crossover", "nan"], "--crossover must be a finite number"),
+    ],
+)
+def test_bad_numbers_are_one_line_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(lines) == 1 and message in lines[0], lines
+
+
+def test_help_lists_the_table_in_order_without_loading_torch():
+    from featurevis.cli.main import COMMANDS
+
+    code = "import sys\nfrom featurevis.cli import main\ntry:\n main(['--help'])\nexcept SystemExit:\n pass\n"
+    r = subprocess.run([sys.executable, "-c", f"{code}print('torch' in sys.modules)"], capture_output=True, text=True)
+    out = r.stdout.splitlines()
+    assert out[-1] == "False", r.stdout  # `featurevis --help` does not import torch
+    listed = [line.split()[0] for line in out if re.match(r"    \S", line)]  # not the wrapped help lines
+    assert listed == [c.name for c in COMMANDS]
+
+
+@pytest.mark.parametrize("name", ["demo", "render", "style-apply", "catalog", "serve"])
+def test_every_command_has_its_own_help(name, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([name, "--help"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith(f"usage: featurevis {name}")
+
+
+def test_every_table_row_builds_its_parser():
+    from featurevis.cli.main import COMMANDS, command_parser
+
+    for command in COMMANDS:
+        parser, module = command_parser(command)
+        assert parser.prog == f"featurevis {command.name}" and callable(module.run)
+
+
+def test_ctrl_c_in_a_command_is_one_line_exit_130(monkeypatch, capsys):
+    import featurevis.cli.models as models
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(models, "run", interrupted)
+    assert main(["models"]) == 130
+    assert capsys.readouterr().err == "featurevis: interrupted\n"
+
+
+def test_ctrl_c_while_the_model_loads_is_one_line_exit_130(monkeypatch, capsys):
+    import featurevis.zoo
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(featurevis.zoo, "load_model", interrupted)
+    assert main(["render", "_blocks.8:1", "-q"]) == 130
+    assert capsys.readouterr().err == "featurevis: interrupted\n"
+
+
+def test_ctrl_c_during_startup_in_a_real_process_is_one_line_exit_130():
+    """SIGINT while torch is still being imported: no traceback, exit 130."""
+    import signal
+    import time
+
+    # As in a terminal, whatever this test process inherited: Python's own Ctrl-C handler.
+    start = "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    start += "print('ready', flush=True); import runpy; sys.argv = ['featurevis', 'layers']; "
+    start += "runpy.run_module('featurevis.cli', run_name='__main__')"
+    proc = subprocess.Popen([sys.executable, "-c", start], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "ready\n"
+    time.sleep(0.2)  # importing featurevis.cli takes milliseconds; torch takes over a second
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err == "featurevis: interrupted\n" and out == "", err
+
+
+def test_render_schedule_reaches_the_recipe(monkeypatch, tmp_path):
+    import featurevis.recipes.render as recipe
+
+    seen = {}
+
+    def fake_render(model, obj, **kwargs):
+        seen.update(kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(recipe, "render", fake_render)
+    assert main(["render", "_blocks.8:1", "--schedule", "cosine", "-o", str(tmp_path / "x.png")]) == 130
+    assert seen["schedule"] == "cosine"

@@ -1,30 +1,153 @@
-"""The CLI's subcommand registry and shared argument types, apart from ``cli`` itself.
+"""The arguments commands share: one spelling, one parser and one check for each.
 
-Recipe modules register their subcommands here at import. Keeping this out of ``cli`` means
-``import featurevis`` (which imports the recipes) never imports ``featurevis.cli``, so
-``python -m featurevis.cli`` runs one copy of it and sees every registered command.
+Every command builds its parser from these helpers, so ``-m/--model``, ``-o/--output``,
+``--size``, ``--steps``, ``--lr``, ``--seed``, ``--device`` and ``-q`` mean the same
+everywhere, numbers are validated alike (finite; positive where zero makes no sense), and the
+output is checked writable once, by :meth:`CommandParser.parse`, before any work starts.
+Nothing here imports torch at import time.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import math
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
-#: Subcommands register here: name -> (help, add_arguments, run). Recipe modules add their own.
-COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
+from ..core.errors import FeaturevisError
+
+if TYPE_CHECKING:
+    from ..core.model import FeatureModel
+
+#: ``check(path, args)`` raises :class:`FeaturevisError` when ``path`` cannot be written.
+Check = Callable[[Path, argparse.Namespace], object]
 
 
-def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
-    """Decorator registering ``run(args) -> exit code`` as subcommand ``name``."""
+@dataclass(frozen=True)
+class Output:
+    """A command's ``-o`` file or folder: its default (text, or derived from the other
+    arguments) and how to check it can be written."""
 
-    def wrap(run: Callable[[argparse.Namespace], int]):
-        COMMANDS[name] = (help, add_arguments, run)
-        return run
-
-    return wrap
+    default: str | Callable[[argparse.Namespace], str]
+    check: Check
 
 
-def add_weights(p: argparse.ArgumentParser) -> None:
+class CommandParser(argparse.ArgumentParser):
+    """A parser whose usage errors are one line (exit 2, like every other user error) and
+    whose :meth:`parse` settles the model and the output before a command runs."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.output: Output | None = None
+
+    def error(self, message: str) -> NoReturn:
+        # "argument --lr: must be positive, got '0'" reads better as "--lr must be positive, ..."
+        message = re.sub(r"^argument ([^:]+): must ", r"\1 must ", message)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def parse(self, argv: Sequence[str]) -> argparse.Namespace:
+        """Parse ``argv`` (options and positionals in any order), resolve ``args.model`` and
+        check the output; a problem raises (usage: ``SystemExit(2)``; else ``FeaturevisError``)."""
+        args = self.parse_intermixed_args(argv)
+        if hasattr(args, "model"):
+            args.model = _one_model(vars(args).pop("model_positional", None), args.model)
+        if self.output is not None:
+            out = self.output
+            default = out.default(args) if callable(out.default) else out.default
+            args.output = Path(args.output or default)
+            out.check(args.output, args)
+        return args
+
+
+# -- numbers -----------------------------------------------------------------------------
+def _number(text: str, kind: type[int] | type[float]) -> int | float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be {'an integer' if kind is int else 'a number'}, got {text!r}"
+        ) from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An integer > 0 (a count or a size)."""
+    value = _number(text, int)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return int(value)
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0 (0 typically meaning "off" or "as is")."""
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return int(value)
+
+
+def finite_float(text: str) -> float:
+    """Any finite number (a weight that may be negative)."""
+    return float(_number(text, float))
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (a rate, a scale, a time)."""
+    value = _number(text, float)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return float(value)
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0 (a penalty weight, 0 meaning none)."""
+    value = _number(text, float)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return float(value)
+
+
+def probability(text: str) -> float:
+    """A number in [0, 1]."""
+    value = _number(text, float)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
+    return float(value)
+
+
+def int_list(text: str) -> list[int]:
+    """``64,128``: comma-separated integers (empty items ignored)."""
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers, got {text!r}") from None
+
+
+# -- the model ---------------------------------------------------------------------------
+def add_model(
+    p: argparse.ArgumentParser, *, positional: bool = False, what: str = "zoo model, see `featurevis models`"
+) -> None:
+    """``-m/--model MODEL`` (default: the zoo's default model) and ``--weights FILE``.
+
+    ``positional=True`` also accepts the model as an unlisted first positional argument, the
+    older spelling of some commands (``featurevis render lite0 TARGET``), which scripts use.
+    """
+    from ..zoo import DEFAULT_MODEL
+
+    if positional:
+        p.add_argument("model_positional", nargs="?", metavar="MODEL", help=argparse.SUPPRESS)
+    p.add_argument(
+        "-m",
+        "--model",
+        default=None,
+        help=f"{what} (default {DEFAULT_MODEL})",
+    )
     p.add_argument(
         "--weights",
         metavar="FILE",
@@ -33,56 +156,82 @@ def add_weights(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_common(p: argparse.ArgumentParser, model: bool = True) -> None:
-    """--device, --seed, --quiet; and --weights for commands that load a model."""
-    if model:
-        add_weights(p)
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
-    p.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+def _one_model(positional: str | None, option: str | None) -> str:
+    """The model named by the positional or ``-m`` (the same one if both), else the default."""
+    from ..zoo import ALIASES, DEFAULT_MODEL
+
+    if positional and option and ALIASES.get(positional, positional) != ALIASES.get(option, option):
+        raise FeaturevisError(f"two models given: {positional!r} and -m {option!r}; name one (-m MODEL)")
+    return option or positional or DEFAULT_MODEL
 
 
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
-    return v
-
-
-def _non_negative(text: str) -> int:
-    """An integer >= 0 (0 typically meaning "off" or "as is")."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return v
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
-    return v
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
-
-
-def model_from_args(args: argparse.Namespace):
+def model_from_args(args: argparse.Namespace) -> FeatureModel:
     """The zoo model named by ``args.model`` (weights from ``--weights`` if given), on ``args.device``."""
     from ..core.engine import resolve_device
     from ..zoo import load_model
 
-    return load_model(args.model, weights=getattr(args, "weights", None)).to(resolve_device(args.device))
+    return load_model(args.model, weights=args.weights).to(resolve_device(args.device))
+
+
+# -- the output --------------------------------------------------------------------------
+def image_file(path: Path, args: argparse.Namespace | None = None) -> None:
+    """An image format Pillow writes, in a folder we can create and write."""
+    from ..core.images import check_writable
+
+    check_writable(path)
+
+
+def folder(path: Path, args: argparse.Namespace | None = None) -> None:
+    """A folder that exists or can be made, and can be written; checked without creating it."""
+    if path.exists() and not path.is_dir():
+        raise FeaturevisError(f"{path}: exists and is not a folder")
+    nearest = next(p for p in (path, *path.parents) if p.exists())
+    if not nearest.is_dir():
+        raise FeaturevisError(f"{path}: cannot write there ({nearest} is not a folder)")
+    try:
+        with tempfile.TemporaryFile(dir=nearest):
+            pass
+    except OSError as e:
+        raise FeaturevisError(f"{path}: cannot write there ({e.strerror or e})") from None
+
+
+def add_output(
+    p: CommandParser,
+    help: str,
+    default: str | Callable[[argparse.Namespace], str],
+    check: Check = image_file,
+    *,
+    metavar: str = "FILE",
+    aliases: Sequence[str] = (),
+) -> None:
+    """``-o/--output`` (plus older ``aliases`` such as ``--out``): ``args.output`` becomes a
+    ``Path``, ``default`` when not given, checked by ``check`` when the command line is parsed."""
+    p.add_argument("-o", "--output", *aliases, metavar=metavar, default=None, help=help)
+    p.output = Output(default, check)
+
+
+# -- the rest ----------------------------------------------------------------------------
+def add_size(p: argparse.ArgumentParser, help: str, default: int | None = None, *, zero: bool = False) -> None:
+    """``--size PX``; ``zero=True`` allows 0 (meaning "the photo's own")."""
+    p.add_argument("--size", metavar="PX", type=non_negative_int if zero else positive_int, default=default, help=help)
+
+
+def add_steps(p: argparse.ArgumentParser, help: str, default: int | None = None) -> None:
+    """``--steps N``: optimization or training steps."""
+    p.add_argument("--steps", metavar="N", type=positive_int, default=default, help=help)
+
+
+def add_lr(p: argparse.ArgumentParser, help: str, default: float | None = None) -> None:
+    """``--lr RATE``: a positive, finite learning rate."""
+    p.add_argument("--lr", metavar="RATE", type=positive_float, default=default, help=help)
+
+
+def add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    """``--device``, ``--seed`` and ``-q/--quiet`` (read as ``args.progress``)."""
+    add_device(p)
+    p.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
+    p.add_argument("-q", "--quiet", dest="progress", action="store_false", help="no progress bar")

@@ -1,30 +1,35 @@
-"""The `catalog` command."""
+"""``featurevis catalog build``: render every channel of chosen layers into a catalog folder
+(resumable; in-process or on Ray), browsed with ``featurevis serve``."""
 
 from __future__ import annotations
 
 import argparse
 
-from ..catalog.build import build_catalog
-from .args import _positive, command
+from .args import add_common, add_model, add_output, add_size, add_steps, folder, non_negative_int, positive_int
 
 
-def _catalog_args(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="catalog_command", metavar="ACTION", required=True)
-    b = sub.add_parser("build", help="render every channel of the chosen layers into a catalog folder")
-    b.add_argument("model", help="zoo model (lite0) or module:factory / file.py:factory for your own")
-    b.add_argument("--weights", default=None, help="checkpoint file for a zoo model (default: zoo lookup)")
-    b.add_argument("--layers", default="all", help="comma-separated layer names, or all (default)")
-    b.add_argument("--images", default=None, help="folder of dataset images (default: scikit-image samples)")
-    b.add_argument("--out", default="featurevis-catalog", help="catalog folder (default ./featurevis-catalog)")
-    b.add_argument("--size", type=_positive, default=128, help="render side in px (default 128)")
-    b.add_argument("--steps", type=_positive, default=256, help="steps per render (default 256)")
-    b.add_argument("--batch", type=_positive, default=16, help="channels rendered together (default 16)")
-    b.add_argument("--diversity", type=int, default=3, help="images per channel in the diversity set (0: none)")
-    b.add_argument("--no-negative", action="store_true", help="skip the negative images")
-    b.add_argument("--top-k", type=_positive, default=6, help="dataset examples kept per channel (default 6)")
-    b.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-    b.add_argument("--device", default="auto", help="cpu, cuda or auto (in-process builds)")
-    b.add_argument(
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["build"], help="build: render every channel of the chosen layers")
+    add_model(p, positional=True, what="zoo model, or module:factory / file.py:factory for your own")
+    p.add_argument("--layers", default="all", help="comma-separated layer names, or all (default)")
+    p.add_argument("--images", default=None, help="folder of dataset images (default: scikit-image samples)")
+    add_output(
+        p,
+        "catalog folder (default ./featurevis-catalog)",
+        "featurevis-catalog",
+        folder,
+        metavar="DIR",
+        aliases=["--out"],
+    )
+    add_size(p, "render side in px (default %(default)s)", 128)
+    add_steps(p, "steps per render (default %(default)s)", 256)
+    p.add_argument("--batch", type=positive_int, default=16, help="channels rendered together (default 16)")
+    p.add_argument(
+        "--diversity", type=non_negative_int, default=3, help="images per channel in the diversity set (0: none)"
+    )
+    p.add_argument("--no-negative", action="store_true", help="skip the negative images")
+    p.add_argument("--top-k", type=positive_int, default=6, help="dataset examples kept per channel (default 6)")
+    p.add_argument(
         "--ray",
         nargs="?",
         const="local",
@@ -32,15 +37,16 @@ def _catalog_args(p: argparse.ArgumentParser) -> None:
         metavar="ADDRESS",
         help="run shards on Ray (local without ADDRESS)",
     )
-    b.add_argument("--ray-cpus", type=_positive, default=None, help="CPUs of a local Ray cluster (default: all)")
-    b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--ray-cpus", type=positive_int, default=None, help="CPUs of a local Ray cluster (default: all)")
+    add_common(p)
 
 
-@command("catalog", "build a browsable catalog of every channel of chosen layers", _catalog_args)
-def run_catalog(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    from ..catalog.build import build_catalog
+
     report = build_catalog(
         args.model,
-        args.out,
+        args.output,
         weights=args.weights,
         layers=args.layers,
         images=args.images,
@@ -54,7 +60,7 @@ def run_catalog(args: argparse.Namespace) -> int:
         device=args.device,
         ray=args.ray,
         ray_num_cpus=args.ray_cpus,
-        progress=not args.quiet,
+        progress=args.progress,
     )
     rate = f" ({report.per_minute:.1f} channels/min)" if report.channels else ""
     print(

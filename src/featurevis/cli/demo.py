@@ -1,4 +1,5 @@
-"""The main job: a gallery of what EfficientNet-Lite0 detects, from edges to object classes.
+"""``featurevis demo``, the main job: a gallery of what EfficientNet-Lite0 detects, from edges
+to object classes.
 
 One batched render per layer (each image of the batch is a different channel) keeps the whole
 gallery to a few minutes on two CPU cores.
@@ -6,17 +7,17 @@ gallery to a few minutes on two CPU cores.
 
 from __future__ import annotations
 
+import argparse
 import html
 import json
 from pathlib import Path
-
-import torch
 
 from ..core import objectives as O
 from ..core.engine import resolve_device
 from ..core.images import save_image
 from ..recipes.render import DEFAULT_STEPS, render
 from ..zoo import load_model
+from .args import add_common, add_output, add_size, add_steps, folder
 
 #: (layer, channels, what a viewer should expect) from early to late blocks.
 DEMO_LAYERS = [
@@ -89,6 +90,18 @@ def _html(model: str, sections: list[dict], size: int, steps: int) -> str:
     return "\n".join(parts)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    torch.set_num_threads(2)
-    print(run_demo(Path("featurevis-demo")))
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_output(
+        p, "output folder (default ./featurevis-demo)", "featurevis-demo", folder, metavar="DIR", aliases=["--out"]
+    )
+    add_steps(p, "steps per render (default %(default)s)", DEFAULT_STEPS)
+    add_size(p, "image side in px (default %(default)s)", 224)
+    add_common(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    index = run_demo(
+        args.output, steps=args.steps, size=args.size, seed=args.seed, device=args.device, progress=args.progress
+    )
+    print(f"open {index}")
+    return 0

@@ -1,4 +1,4 @@
-"""The `dream` command."""
+"""``featurevis dream``: DeepDream on a photo (octaves, tiles, guide, mask), or a zoom video."""
 
 from __future__ import annotations
 
@@ -8,10 +8,18 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ..core.images import check_writable, load_image, save_image
+from ..core.images import load_image, save_image
 from ..recipes.dream import DEFAULT_LAYER, _check_video_writable, _objective, dream, dream_zoom, load_mask, save_video
-from ..zoo import DEFAULT_MODEL
-from .args import _positive, _positive_float, add_common, command, model_from_args
+from .args import (
+    add_common,
+    add_model,
+    add_output,
+    add_steps,
+    image_file,
+    model_from_args,
+    positive_float,
+    positive_int,
+)
 
 
 def _save_kwargs(photo: Path, out: Path) -> dict:
@@ -30,48 +38,60 @@ def _save_kwargs(photo: Path, out: Path) -> dict:
     return kwargs
 
 
-def _default_output(photo: Path, video: bool) -> Path:
+def _default_output(args: argparse.Namespace) -> str:
+    """PHOTO-dream in the photo's format when Pillow can write it (a .gif for a zoom video)."""
+    photo = Path(args.photo)
     suffix = photo.suffix.lower()
-    if video:
+    if args.frames is not None:
         suffix = ".gif"
     elif Image.registered_extensions().get(suffix) not in Image.SAVE:
         suffix = ".png"
-    return Path(f"{photo.stem}-dream{suffix}")
+    return f"{photo.stem}-dream{suffix}"
 
 
-def _dream_args(p: argparse.ArgumentParser) -> None:
+def _frames_dir(out: Path) -> Path:
+    return out.with_name(f"{out.stem}_frames")
+
+
+def _check_output(out: Path, args: argparse.Namespace) -> None:
+    """An image; for a zoom video, a .gif/.mp4 and its folder of frames."""
+    if args.frames is None:
+        image_file(out)
+    else:
+        _check_video_writable(out)
+        image_file(_frames_dir(out) / "frame_0000.png")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("photo", help="the photo to dream on (any size; JPEG, PNG, ...)")
-    p.add_argument("-m", "--model", default=DEFAULT_MODEL, help=f"zoo model (default {DEFAULT_MODEL})")
+    add_model(p)
     p.add_argument(
         "-l",
         "--layers",
         default=None,
         help=f"LAYER[=W][,LAYER[=W]...] or a TARGET like _blocks.8:12 or class:285 (default {DEFAULT_LAYER})",
     )
-    p.add_argument("-o", "--output", default=None, help="output image (default PHOTO-dream.<same format>)")
-    p.add_argument("--octaves", type=_positive, default=4, help="number of scales (default 4)")
-    p.add_argument("--octave-scale", type=_positive_float, default=1.4, help="ratio between scales (default 1.4)")
-    p.add_argument("--steps", type=_positive, default=10, help="steps per octave (default 10)")
-    p.add_argument("--step-size", type=_positive_float, default=0.01, help="pixel change per step (default 0.01)")
-    p.add_argument("--tile", type=_positive, default=512, help="tile side in px; bounds memory (default 512)")
+    add_output(
+        p,
+        "output image (default PHOTO-dream.<same format>; .gif or .mp4 with --frames)",
+        _default_output,
+        _check_output,
+    )
+    p.add_argument("--octaves", type=positive_int, default=4, help="number of scales (default 4)")
+    p.add_argument("--octave-scale", type=positive_float, default=1.4, help="ratio between scales (default 1.4)")
+    add_steps(p, "steps per octave (default %(default)s)", 10)
+    p.add_argument("--step-size", type=positive_float, default=0.01, help="pixel change per step (default 0.01)")
+    p.add_argument("--tile", type=positive_int, default=512, help="tile side in px; bounds memory (default 512)")
     p.add_argument("--guide", default=None, help="guide image: pull the photo toward its features")
     p.add_argument("--mask", default=None, help="mask image: white dreams, black keeps the photo")
-    p.add_argument("--frames", type=_positive, default=None, help="zoom sequence of N frames (-o .gif or .mp4)")
-    p.add_argument("--zoom", type=_positive_float, default=1.05, help="zoom per frame (default 1.05)")
-    p.add_argument("--fps", type=_positive_float, default=12.0, help="frames per second of the video (default 12)")
+    p.add_argument("--frames", type=positive_int, default=None, help="zoom sequence of N frames (-o .gif or .mp4)")
+    p.add_argument("--zoom", type=positive_float, default=1.05, help="zoom per frame (default 1.05)")
+    p.add_argument("--fps", type=positive_float, default=12.0, help="frames per second of the video (default 12)")
     add_common(p)
 
 
-@command("dream", "DeepDream: amplify what a layer detects in your photo", _dream_args)
-def run_dream(args: argparse.Namespace) -> int:
-
-    photo_path = Path(args.photo)
-    video = args.frames is not None
-    out = Path(args.output) if args.output else _default_output(photo_path, video)
-    if video:
-        _check_video_writable(out)
-    else:
-        check_writable(out)
+def run(args: argparse.Namespace) -> int:
+    photo_path, out = Path(args.photo), args.output
     photo = load_image(photo_path)
     guide = load_image(args.guide) if args.guide else None
     mask = load_mask(args.mask, tuple(photo.shape[-2:])) if args.mask else None
@@ -86,9 +106,8 @@ def run_dream(args: argparse.Namespace) -> int:
         guide=guide,
         mask=mask,
     )
-    if video:
-        frames_dir = out.with_name(f"{out.stem}_frames")
-        check_writable(frames_dir / "frame_0000.png")
+    if args.frames is not None:
+        frames_dir = _frames_dir(out)
 
         def write_frame(i: int, frame: torch.Tensor) -> None:
             save_image(frame, frames_dir / f"frame_{i:04d}.png")
@@ -101,7 +120,7 @@ def run_dream(args: argparse.Namespace) -> int:
             layers=args.layers,
             seed=args.seed,
             on_frame=write_frame,
-            progress=not args.quiet,
+            progress=args.progress,
             **kwargs,
         )
         if frames:
@@ -109,7 +128,7 @@ def run_dream(args: argparse.Namespace) -> int:
         interrupted = len(frames) < args.frames
         print(f"wrote {out} and {len(frames)} frames in {frames_dir}{' (interrupted)' if interrupted else ''}")
         return 130 if interrupted else 0
-    result = dream(model, photo, args.layers, seed=args.seed, progress=not args.quiet, **kwargs)
+    result = dream(model, photo, args.layers, seed=args.seed, progress=args.progress, **kwargs)
     result.save(out, **_save_kwargs(photo_path, out))
     note = " (interrupted)" if result.interrupted else ""
     change = f"{result.gain:.1f}x" if result.before > 0 else f"{result.after - result.before:+.3g}"

@@ -1,29 +1,16 @@
-"""The `evolve` command."""
+"""``featurevis evolve``: fooling images for classes, evolved with no gradients (MAP-Elites)."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from ..core.errors import FeaturevisError
-from ..core.images import check_writable
 from ..recipes.evolve import DEFAULT_GENERATIONS, DEFAULT_POPULATION, DEFAULT_SIZE, ENCODINGS, evolve
-from ..zoo import DEFAULT_MODEL
-from .args import _positive, add_common, command
+from .args import add_common, add_model, add_output, add_size, folder, model_from_args, positive_int, probability
 
 
-def _probability(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= v <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1")
-    return v
-
-
-def _evolve_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", nargs="?", default=DEFAULT_MODEL, help=f"zoo model (default {DEFAULT_MODEL})")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_model(p, positional=True)
     p.add_argument(
         "-c",
         "--class",
@@ -32,36 +19,28 @@ def _evolve_args(p: argparse.ArgumentParser) -> None:
         help="CLASS[,CLASS...]: names or indices, one cell each; 'all' for every class",
     )
     p.add_argument("--encoding", choices=ENCODINGS, default="cppn", help="cppn (patterns, default) or direct (pixels)")
-    p.add_argument(
-        "--generations", type=int, default=DEFAULT_GENERATIONS, help=f"generations (default {DEFAULT_GENERATIONS})"
-    )
+    p.add_argument("--generations", type=int, default=DEFAULT_GENERATIONS, help="generations (default %(default)s)")
     p.add_argument(
         "--population",
-        type=_positive,
+        type=positive_int,
         default=DEFAULT_POPULATION,
-        help=f"offspring per generation, scored in one batch (default {DEFAULT_POPULATION})",
+        help="offspring per generation, scored in one batch (default %(default)s)",
     )
-    p.add_argument(
-        "--size", type=_positive, default=DEFAULT_SIZE, help=f"side the network sees, px (default {DEFAULT_SIZE})"
+    add_size(p, "side the network sees, px (default %(default)s)", DEFAULT_SIZE)
+    p.add_argument("--save-size", type=positive_int, help="draw the saved images at this side (a CPPN stays sharp)")
+    p.add_argument("--elites", type=positive_int, default=4, help="parents kept per class (default 4)")
+    p.add_argument("--crossover", type=probability, default=0.2, help="crossover probability (default 0.2)")
+    p.add_argument("--top", type=positive_int, help="save only the N classes with the most confident images")
+    add_output(
+        p, "output folder (default ./featurevis-evolve)", "featurevis-evolve", folder, metavar="DIR", aliases=["--out"]
     )
-    p.add_argument("--save-size", type=_positive, help="draw the saved images at this side (a CPPN stays sharp)")
-    p.add_argument("--elites", type=_positive, default=4, help="parents kept per class (default 4)")
-    p.add_argument("--crossover", type=_probability, default=0.2, help="crossover probability (default 0.2)")
-    p.add_argument("--top", type=_positive, help="save only the N classes with the most confident images")
-    p.add_argument("-o", "--out", default="featurevis-evolve", help="output folder (default ./featurevis-evolve)")
     add_common(p)
 
 
-@command("evolve", "evolve fooling images for classes with no gradients (CPPN or pixel genomes)", _evolve_args)
-def run_evolve(args: argparse.Namespace) -> int:
-    from ..cli.args import model_from_args
-
+def run(args: argparse.Namespace) -> int:
     if args.generations < 0:
         raise FeaturevisError(f"--generations must be >= 0, got {args.generations}")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise FeaturevisError(f"{out}: exists and is not a folder")
-    check_writable(out / "grid.png")
+    out = args.output
     model = model_from_args(args)
     result = evolve(
         model,
@@ -74,7 +53,7 @@ def run_evolve(args: argparse.Namespace) -> int:
         crossover=args.crossover,
         seed=args.seed,
         device=args.device,
-        progress=not args.quiet,
+        progress=args.progress,
     )
     if args.top:
         result = result.top(args.top)

@@ -1,4 +1,5 @@
-"""The `invert` command."""
+"""``featurevis invert``: reconstruct a photo from one or several layers' representation, or a
+strip of reconstructions from shallow to deep."""
 
 from __future__ import annotations
 
@@ -6,39 +7,32 @@ import argparse
 from pathlib import Path
 
 from ..core.errors import FeaturevisError
-from ..core.images import check_writable, load_image, save_image
+from ..core.images import load_image, save_image
 from ..recipes.invert import DEFAULT_SIZE, depth_layers, invert, invert_depths, parse_layers, strip
-from ..zoo import DEFAULT_MODEL
-from .args import _positive, _positive_float, add_common, command, model_from_args
+from .args import add_common, add_lr, add_model, add_output, add_size, add_steps, model_from_args, non_negative_float
 
 
-def _invert_args(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("photo", help="the photo whose representation to invert")
-    p.add_argument("-m", "--model", default=DEFAULT_MODEL, help=f"zoo model (default {DEFAULT_MODEL})")
+    add_model(p)
     p.add_argument("-l", "--layers", default=None, help="LAYER[=W][,LAYER...]: matched together")
     p.add_argument("--all-layers", action="store_true", help="a strip of reconstructions, shallow to deep")
-    p.add_argument("-o", "--output", default=None, help="output image (default PHOTO-invert.png)")
-    p.add_argument("--size", type=_positive, default=DEFAULT_SIZE, help=f"working side in px (default {DEFAULT_SIZE})")
-    p.add_argument("--steps", type=_positive, default=200, help="optimization steps (default 200)")
-    p.add_argument("--lr", type=_positive_float, default=0.05, help="Adam learning rate (default 0.05)")
-    p.add_argument("--tv", type=float, default=1.0, help="total-variation weight (default 1)")
+    add_output(p, "output image (default PHOTO-invert.png)", lambda args: f"{Path(args.photo).stem}-invert.png")
+    add_size(p, "working side in px (default %(default)s)", DEFAULT_SIZE)
+    add_steps(p, "optimization steps (default %(default)s)", 200)
+    add_lr(p, "Adam learning rate (default %(default)s)", 0.05)
+    p.add_argument("--tv", type=non_negative_float, default=1.0, help="total-variation weight (default 1)")
     p.add_argument(
         "--param", choices=("pixel", "fourier"), default="fourier", help="parameterization (default fourier)"
     )
     add_common(p)
 
 
-@command("invert", "feature inversion: reconstruct a photo from one layer's representation", _invert_args)
-def run_invert(args: argparse.Namespace) -> int:
-
+def run(args: argparse.Namespace) -> int:
     if not args.layers and not args.all_layers:
         raise FeaturevisError("give -l LAYER or --all-layers")
-    if args.tv < 0:
-        raise FeaturevisError("--tv must be >= 0")
-    photo_path = Path(args.photo)
-    out = Path(args.output) if args.output else Path(f"{photo_path.stem}-invert.png")
-    check_writable(out)
-    photo = load_image(photo_path)
+    out = args.output
+    photo = load_image(args.photo)
     model = model_from_args(args)
     kw = dict(
         size=args.size,
@@ -48,7 +42,7 @@ def run_invert(args: argparse.Namespace) -> int:
         param=args.param,
         seed=args.seed,
         device=args.device,
-        progress=not args.quiet,
+        progress=args.progress,
     )
     if args.all_layers:
         names = parse_layers(model, args.layers) if args.layers else depth_layers(model)

@@ -1,4 +1,5 @@
-"""The `prior_train` command."""
+"""``featurevis prior-train``: fit a generator that inverts one layer of a model, the prior
+``render --prior dgn --generator FILE`` optimizes through."""
 
 from __future__ import annotations
 
@@ -6,39 +7,62 @@ import argparse
 from pathlib import Path
 
 from ..core.errors import FeaturevisError
-from ..core.images import check_writable
 from ..core.photos import load_folder
 from ..recipes.prior_train import train_prior
-from .args import _positive, _positive_float, add_common, command, model_from_args
+from .args import (
+    add_common,
+    add_lr,
+    add_model,
+    add_output,
+    add_size,
+    add_steps,
+    image_file,
+    model_from_args,
+    non_negative_float,
+    positive_int,
+)
 
 
-def _args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="zoo model whose layer the generator inverts")
+def _default_output(args: argparse.Namespace) -> str:
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in args.layer)
+    return f"prior-{args.model}-{safe}.pt"
+
+
+def _check_output(path: Path, args: argparse.Namespace) -> None:
+    if path.suffix.lower() not in (".pt", ".pth"):
+        raise FeaturevisError(f"{path}: a generator file must end in .pt or .pth")
+    if args.resume and not path.exists():
+        raise FeaturevisError(f"{path}: no checkpoint to resume from")
+    image_file(path.with_suffix(".png"))  # the folder; the samples image is written beside it
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_model(p, positional=True, what="zoo model whose layer the generator inverts")
     p.add_argument("--layer", required=True, help="the code layer, e.g. _avg_pooling")
     p.add_argument("--images", default=None, help="folder of training photos (default: scikit-image samples)")
-    p.add_argument("--steps", type=_positive, default=300, help="total training steps (default 300)")
-    p.add_argument("--out", default=None, help="generator / checkpoint file (default prior-MODEL-LAYER.pt)")
-    p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
-    p.add_argument("--batch", type=_positive, default=4, help="crops per step (default 4)")
-    p.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate (default 1e-3)")
-    p.add_argument("--width", type=_positive, default=64, help="generator width (default 64)")
-    p.add_argument("--size", type=_positive, default=None, help="image side in px (default: the model's)")
+    add_steps(p, "total training steps (default %(default)s)", 300)
+    add_output(
+        p,
+        "generator / checkpoint file (default prior-MODEL-LAYER.pt)",
+        _default_output,
+        _check_output,
+        aliases=["--out"],
+    )
+    p.add_argument("--resume", action="store_true", help="continue from the output file's checkpoint")
+    p.add_argument("--batch", type=positive_int, default=4, help="crops per step (default 4)")
+    add_lr(p, "Adam learning rate (default %(default)s)", 1e-3)
+    p.add_argument("--width", type=positive_int, default=64, help="generator width (default 64)")
+    add_size(p, "image side in px (default: the model's)")
     p.add_argument("--feature-layer", default=None, help="layer of the feature loss (default: a middle one)")
-    p.add_argument("--adversarial", type=float, default=0.0, help="weight of the adversarial term (default 0)")
-    p.add_argument("--checkpoint-every", type=_positive, default=50, help="steps between checkpoints (default 50)")
+    p.add_argument(
+        "--adversarial", type=non_negative_float, default=0.0, help="weight of the adversarial term (default 0)"
+    )
+    p.add_argument("--checkpoint-every", type=positive_int, default=50, help="steps between checkpoints (default 50)")
     add_common(p)
 
 
-@command("prior-train", "train a generator prior that inverts a layer of your model (for --prior dgn)", _args)
-def run_prior_train(args: argparse.Namespace) -> int:
-
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in args.layer)
-    out = Path(args.out or f"prior-{args.model}-{safe}.pt")
-    if out.suffix.lower() not in (".pt", ".pth"):
-        raise FeaturevisError(f"{out}: a generator file must end in .pt or .pth")
-    if args.resume and not out.exists():
-        raise FeaturevisError(f"{out}: no checkpoint to resume from")
-    check_writable(out.with_suffix(".png"))
+def run(args: argparse.Namespace) -> int:
+    out = args.output
     photos = load_folder(args.images) if args.images else None
     model = model_from_args(args)
     gen = train_prior(
@@ -57,7 +81,7 @@ def run_prior_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         seed=args.seed,
         device=args.device,
-        progress=not args.quiet,
+        progress=args.progress,
     )
     ev = gen.meta["eval"]
     note = " (interrupted)" if gen.meta.get("interrupted") else ""

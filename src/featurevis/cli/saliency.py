@@ -1,34 +1,37 @@
-"""The `saliency` command."""
+"""``featurevis saliency``: a panel of input-gradient views of why the network sees a class."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from ..core.images import check_writable, load_image, save_image
+from ..core.images import load_image, save_image
 from ..recipes.saliency import DEFAULT_NOISE, DEFAULT_SAMPLES, DEFAULT_SIZE, saliency, signed_image
-from ..zoo import DEFAULT_MODEL
-from .args import _non_negative, _positive, add_common, command, model_from_args
+from .args import add_common, add_model, add_output, add_size, model_from_args, non_negative_float, positive_int
 
 
-def _saliency_args(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("photo", help="the photo to explain")
-    p.add_argument("-m", "--model", default=DEFAULT_MODEL, help=f"zoo model (default {DEFAULT_MODEL})")
+    add_model(p)
     p.add_argument("-t", "--target", default=None, help="class (index or name); default: the top prediction")
-    p.add_argument("--samples", type=_positive, default=DEFAULT_SAMPLES, help="SmoothGrad samples (default 32)")
-    p.add_argument("--noise", type=float, default=DEFAULT_NOISE, help="SmoothGrad noise, fraction of range (0.15)")
-    p.add_argument("--size", type=_non_negative, default=DEFAULT_SIZE, help="longest side in px (0: the photo's own)")
-    p.add_argument("-o", "--output", default=None, help="panel image (default PHOTO-saliency.png)")
+    p.add_argument(
+        "--samples", type=positive_int, default=DEFAULT_SAMPLES, help="SmoothGrad samples (default %(default)s)"
+    )
+    p.add_argument(
+        "--noise",
+        type=non_negative_float,
+        default=DEFAULT_NOISE,
+        help="SmoothGrad noise, fraction of range (default %(default)s)",
+    )
+    add_size(p, "longest side in px (default %(default)s; 0: the photo's own)", DEFAULT_SIZE, zero=True)
+    add_output(p, "panel image (default PHOTO-saliency.png)", lambda args: f"{Path(args.photo).stem}-saliency.png")
     p.add_argument("--separate", action="store_true", help="also write each view as its own image")
     add_common(p)
 
 
-@command("saliency", "raw and preconditioned input gradients, SmoothGrad and gradient×input", _saliency_args)
-def run_saliency(args: argparse.Namespace) -> int:
-    photo_path = Path(args.photo)
-    out = Path(args.output) if args.output else Path(f"{photo_path.stem}-saliency.png")
-    check_writable(out)
-    photo = load_image(photo_path)
+def run(args: argparse.Namespace) -> int:
+    out = args.output
+    photo = load_image(args.photo)
     model = model_from_args(args)
     r = saliency(
         model,

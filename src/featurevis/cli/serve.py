@@ -1,29 +1,29 @@
-"""The `serve` command."""
+"""``featurevis serve``: the catalog explorer, a local web app."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from ..catalog.explorer.app import create_app
-from ..catalog.store import DB_NAME
 from ..core.errors import FeaturevisError
-from .args import _positive, command
+from .args import positive_int
 
 
-def _serve_args(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "folder", nargs="?", default="featurevis-catalog", help="catalog folder (default ./featurevis-catalog)"
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=_positive, default=8000, help="port (default 8000)")
+    p.add_argument("--port", type=positive_int, default=8000, help="port (default 8000)")
 
 
-@command("serve", "browse a catalog in the web browser (and render on demand)", _serve_args)
-def run_serve(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    from ..catalog.explorer.app import create_app
+    from ..catalog.store import DB_NAME
+
     folder = Path(args.folder)
     if not (folder / DB_NAME).is_file():
-        raise FeaturevisError(f"{folder}: no catalog here; build one: featurevis catalog build lite0 --out {folder}")
+        raise FeaturevisError(f"{folder}: no catalog here; build one: featurevis catalog build -m lite0 -o {folder}")
     app = create_app(folder)
     try:
         import uvicorn

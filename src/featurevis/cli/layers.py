@@ -1,0 +1,30 @@
+"""``featurevis layers``: a model's layer names and output shapes, the names TARGETs use."""
+
+from __future__ import annotations
+
+import argparse
+
+from .args import add_model, add_size
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_model(p, positional=True)
+    add_size(p, "input size for the shapes (default: the model's)")
+    p.add_argument("--all", action="store_true", help="every module, not only the top two levels")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..zoo import load_model
+
+    model = load_model(args.model, weights=args.weights)
+    infos = model.layers(args.size)  # a bad --size fails before anything is printed
+    print(f"{model.name} at {args.size or model.input_size} px; TARGET = LAYER, LAYER:CHANNEL or class:N")
+    print(f"{'layer':<32} {'type':<16} output (C, H, W)")
+    for info in infos:
+        if not args.all and info.name.count(".") > 1:
+            continue
+        reused = f"  (runs {info.calls}x; first call is captured)" if info.calls > 1 else ""
+        print(f"{info.name:<32} {info.kind:<16} {info.shape}{reused}")
+    n = len(model.labels) if model.labels else "?"
+    print(f"{'logits':<32} {'output':<16} ({n},)")
+    return 0

@@ -1,0 +1,137 @@
+"""``featurevis render``: a feature visualization of a channel, neuron, layer or class; with
+``--prior dgn``, through a generator's code (DGN-AM)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..core.errors import FeaturevisError
+from ..recipes.render import DEFAULT_STEPS
+from .args import (
+    add_common,
+    add_lr,
+    add_model,
+    add_output,
+    add_size,
+    add_steps,
+    finite_float,
+    int_list,
+    model_from_args,
+    positive_float,
+    positive_int,
+)
+
+
+def _default_output(args: argparse.Namespace) -> str:
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in args.target).strip("_")
+    return f"featurevis-{safe or 'render'}.png"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_model(p, positional=True)
+    p.add_argument("target", help='e.g. _blocks.8:12, _blocks.8:12@3,4, _blocks.8, class:285, class:"Egyptian cat"')
+    add_output(p, "output PNG/JPG (default: derived from the target)", _default_output)
+    add_size(p, "image side in px (default: the model's input size)")
+    add_steps(p, f"steps (default {DEFAULT_STEPS}; dgn: 200)")
+    p.add_argument("--batch", type=positive_int, default=1, help="images rendered together (a grid)")
+    add_lr(p, "learning rate (default 0.05; cppn 0.003; dgn 0.1)")
+    p.add_argument("--param", choices=["fourier", "pixel", "cppn", "maco"], default="fourier", help="parameterization")
+    p.add_argument("--save-size", type=positive_int, help="cppn only: draw the result again at this side to save it")
+    p.add_argument("--no-decorrelate", action="store_true", help="optimize RGB instead of decorrelated colour")
+    p.add_argument("--transforms", choices=["standard", "maco", "none"], help="default standard")
+    p.add_argument("--prior", choices=["dgn"], default=None, help="dgn: optimize a generator's code (DGN-AM)")
+    p.add_argument("--generator", default=None, help="dgn: generator file (prior-train output or upconvGAN_fc6.pt)")
+    p.add_argument("--bounds", default=None, help="dgn: per-unit upper code bounds (text or .pt file)")
+    p.add_argument("--decay", type=positive_float, default=0.99, help="dgn: code multiplier per step (default 0.99)")
+    p.add_argument("--restarts", type=positive_int, default=1, help="dgn: runs from different starts; keeps the best")
+    p.add_argument("--init", default=None, help="dgn: start from this photo's code instead of noise")
+    p.add_argument(
+        "--schedule",
+        choices=["constant", "cosine", "linear"],
+        default=None,
+        help="learning-rate schedule (default constant; dgn: linear)",
+    )
+    p.add_argument("--diversity", type=finite_float, default=0.0, help="weight of the batch diversity term")
+    p.add_argument("--diversity-layer", default=None, help="layer the diversity term compares (default: auto)")
+    p.add_argument("--negative", action="store_true", help="minimize the target instead")
+    p.add_argument("--snapshots", type=int_list, default=[], help="also save images after these steps, e.g. 64,128")
+    add_common(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..core.images import save_image
+    from ..core.targets import parse_target
+    from ..recipes.render import render
+
+    if args.save_size and args.param != "cppn":
+        raise FeaturevisError("--save-size needs --param cppn (only a CPPN can be drawn at another size)")
+    if args.prior is None and (args.generator or args.bounds or args.init):
+        raise FeaturevisError("--generator, --bounds and --init belong to --prior dgn")
+    model = model_from_args(args)
+    obj = parse_target(model, args.target)
+    if args.negative:
+        obj = -obj
+    if args.prior == "dgn":
+        result = _render_dgn(args, model, obj)
+    else:
+        result = render(
+            model,
+            obj,
+            size=args.size,
+            batch=args.batch,
+            steps=args.steps or DEFAULT_STEPS,
+            lr=args.lr,
+            seed=args.seed,
+            param=args.param,
+            decorrelate=not args.no_decorrelate,
+            transforms=args.transforms or "standard",
+            diversity=args.diversity,
+            diversity_layer=args.diversity_layer,
+            snapshots=args.snapshots,
+            **_schedule(args),
+            progress=args.progress,
+        )
+    out = args.output
+    result.save(out, size=args.save_size)
+    for step, imgs in result.snapshots.items():
+        save_image(imgs, out.with_name(f"{out.stem}_step{step}{out.suffix}"))
+    vals = ", ".join(f"{v:.3g}" for v in result.values.tolist())
+    note = " (interrupted)" if result.interrupted else ""
+    print(f"wrote {out}{note}: {result.objective} = [{vals}] in {result.seconds:.1f} s")
+    if any(t[0] == "logits" for t in obj.checks) and model.labels:
+        probs = model.predict(result.images.to(model.device))
+        top = probs.argmax(1).tolist()
+        print("predicted: " + "; ".join(f"{model.labels[i]} ({probs[k, i]:.2f})" for k, i in enumerate(top)))
+    return 130 if result.interrupted else 0
+
+
+def _schedule(args: argparse.Namespace) -> dict:
+    """``--schedule`` when given; otherwise each recipe keeps its own default."""
+    return {"schedule": args.schedule} if args.schedule else {}
+
+
+def _render_dgn(args: argparse.Namespace, model, obj):
+    from ..core.generators import load_generator
+    from ..core.images import load_image
+    from ..recipes.dgn import DGN_LR, DGN_STEPS, dgn
+
+    if args.param != "fourier" or args.diversity or args.snapshots:
+        raise FeaturevisError("--prior dgn optimizes a generator's code: no --param, --diversity or --snapshots")
+    gen = load_generator(args.generator, args.bounds)
+    init = load_image(args.init) if args.init else None
+    return dgn(
+        model,
+        obj,
+        gen,
+        batch=args.batch,
+        steps=args.steps or DGN_STEPS,
+        lr=args.lr or DGN_LR,
+        decay=args.decay,
+        restarts=args.restarts,
+        init=init,
+        size=args.size,
+        transforms=args.transforms or "standard",
+        **_schedule(args),
+        seed=args.seed,
+        progress=args.progress,
+    )
