@@ -7,7 +7,9 @@ Each notebook runs with nbclient in a fresh IPython kernel. The kernel is this v
 on ``JUPYTER_PATH``: a bare CI machine where only the virtualenv exists needs no registered
 kernel, and a user's own ``python3`` kernel (another Python, another featurevis) cannot be picked
 up by mistake. The kernel's ``PYTHONPATH`` starts with the folder this featurevis was imported
-from, and the test checks the kernel imported that very package.
+from, and the test checks the kernel imported that very package. (nbclient rather than the
+nbmake plugin because the test needs that control over the kernel, and checks the outputs
+themselves, not only that the cells ran.)
 
 To refresh the stored outputs after editing a notebook::
 
@@ -74,6 +76,11 @@ def kernel(tmp_path_factory) -> str:
         mp.setenv("JUPYTER_RUNTIME_DIR", str(root / "runtime"))
         mp.setenv("IPYTHONDIR", str(root / "ipython"))  # no user profile or startup scripts
         mp.setenv("PYTHONPATH", pythonpath)
+        if "OMP_NUM_THREADS" not in os.environ:
+            # One intra-op thread, like conftest's one_thread: on a shared 2-core machine two
+            # threads wait on each other (measured: notebook 01 in 42 s with one, 219 s with two;
+            # its 96-px CPPN render 7 s vs 153 s); on an idle one, one thread costs little here.
+            mp.setenv("OMP_NUM_THREADS", "1")
         yield KERNEL
 
 
