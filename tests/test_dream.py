@@ -54,6 +54,18 @@ def test_one_tile_gradient_is_the_plain_gradient(tiny):
     torch.testing.assert_close(grad, xr.grad)
 
 
+def test_shifted_tiles_are_the_tiles_of_the_rolled_image(tiny):
+    """A shift cuts the tiles as a roll would, and sends each gradient back where its pixels
+    came from, without a rolled copy of the image."""
+    x = torch.rand(1, 3, 40, 56)
+    obj = O.layer("conv2")
+    grad, value = tiled_gradient(tiny, obj, x, tile=16, shift=(13, 30))
+    grad_rolled, value_rolled = tiled_gradient(tiny, obj, torch.roll(x, (13, 30), dims=(-2, -1)), tile=16)
+    torch.testing.assert_close(value, value_rolled)
+    torch.testing.assert_close(grad, torch.roll(grad_rolled, (-13, -30), dims=(-2, -1)))
+    assert not torch.allclose(value, tiled_value(tiny, obj, x, tile=16))  # the seams did move
+
+
 def test_tiled_value_is_the_area_weighted_mean_of_tiles(tiny):
     x = torch.rand(1, 3, 30, 50)
     obj = O.channel("conv3", 2)
@@ -170,13 +182,16 @@ def test_mask_from_a_file_is_resized(tmp_path):
     assert m.shape == (1, 1, 5, 40) and m[..., 0].max() < 0.1 and m[..., -1].min() > 0.9
 
 
-def test_ctrl_c_keeps_the_dream_so_far(tiny):
-    calls = {"n": 0}
+def test_ctrl_c_in_an_octave_stops_the_whole_dream(tiny):
+    """Ctrl-C is the loop's (tests/test_engine.py); the dream forwards it: the octave it hit
+    ends, no later octave takes a step, and the dream so far comes back flagged."""
+    steps_at: list[tuple[int, int]] = []
 
     def interrupting(acts):
-        calls["n"] += 1
-        if calls["n"] == 8:
-            raise KeyboardInterrupt
+        if torch.is_grad_enabled():  # a gradient step, not an evaluation
+            steps_at.append(tuple(acts["input"].shape[-2:]))
+            if len(steps_at) == 7:
+                raise KeyboardInterrupt
         return acts["conv2"].pow(2).flatten(1).mean(1)
 
     obj = fv.Objective(interrupting, frozenset({"conv2"}), "interrupting", (("conv2", None),))
@@ -184,6 +199,7 @@ def test_ctrl_c_keeps_the_dream_so_far(tiny):
     r = fv.dream(tiny, x, obj, octaves=3, steps=10, progress=False)
     assert r.interrupted and r.image.shape == x.shape
     assert not torch.equal(r.image, x)
+    assert len(steps_at) == 7 and set(steps_at) == {(34, 34)}  # the first of two octaves only
 
 
 # -- zoom ---------------------------------------------------------------------------------------
@@ -198,6 +214,25 @@ def test_zoom_sequence_and_gif(tiny, tmp_path):
     out = save_video(frames, tmp_path / "z.gif", fps=10)
     with Image.open(out) as im:
         assert im.n_frames == 3 and im.size == (48, 32)
+
+
+def test_zoom_stops_at_an_interrupted_frame(tiny):
+    """An interrupted frame is kept and ends the sequence."""
+    steps = {"n": 0}
+
+    def interrupting(acts):
+        if torch.is_grad_enabled():
+            steps["n"] += 1
+            if steps["n"] == 3:  # the second frame's first step
+                raise KeyboardInterrupt
+        return acts["conv2"].pow(2).flatten(1).mean(1)
+
+    obj = fv.Objective(interrupting, frozenset({"conv2"}), "interrupting", (("conv2", None),))
+    seen = []
+    frames = fv.dream_zoom(
+        tiny, torch.rand(1, 3, 32, 48), 5, layers=obj, octaves=1, steps=2, on_frame=lambda i, f: seen.append(i)
+    )
+    assert len(frames) == 2 and seen == [0, 1] and steps["n"] == 3
 
 
 def test_mp4_needs_the_optional_extra_or_works(tiny, tmp_path):

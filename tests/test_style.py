@@ -131,6 +131,27 @@ def test_brief_training_stylizes_and_round_trips(lite0, photos, tmp_path):
     assert again.meta["steps"] == 150 and again.meta["model"] == lite0.name
 
 
+def test_content_loss_compares_each_crop_with_its_own_source(tiny, photos):
+    """The network starts at the identity, so with only the content term the loss is ~0 if
+    and only if each stylized crop is compared with the crop it came from (handed over by
+    the parameterization's draw, not left behind by a previous forward)."""
+    sn = train_style_net(
+        tiny,
+        photos["coffee"],
+        [photos["chelsea"], photos["coffee"]],
+        steps=3,
+        size=32,
+        batch=2,
+        width=4,
+        blocks=1,
+        lr=0.0,
+        style_weight=0.0,
+        tv=0.0,
+        progress=False,
+    )
+    assert sn.meta["steps"] == 3 and 0 <= sn.meta["loss_start"] < 1e-3
+
+
 def test_load_style_net_rejects_other_files(tmp_path):
     (tmp_path / "junk.pt").write_text("nope")
     with pytest.raises(fv.FeaturevisError, match="not a style network"):

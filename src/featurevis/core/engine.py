@@ -2,7 +2,9 @@
 
 Every gradient recipe (feature visualization, DeepDream, inversion, style, attacks, DGN-AM,
 fast-style training) calls :func:`optimize` with its own parameterization, objective,
-transforms and optimizer; nothing here knows about any recipe.
+transforms and optimizer, and, where one pass over the whole image does not fit (DeepDream's
+tiles), its own :class:`Gradient`; nothing here knows about any recipe. So Ctrl-C, NaN
+handling, snapshots, schedules, progress and autocast live here once.
 """
 
 from __future__ import annotations
@@ -82,6 +84,54 @@ def validate(model: FeatureModel, objective: Objective, size: int) -> None:
             raise FeaturevisError(f"channel {ch} out of range: {layer} has channels 0..{n - 1}")
 
 
+def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast on CUDA (the frozen model runs about twice as fast; objectives read
+    float32 copies of its activations); nothing on the CPU, where bfloat16 is slower."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+
+
+def activations(model: FeatureModel, x: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
+    """``model``'s activations of ``x`` at ``layers`` under :func:`autocast`, as float32."""
+    layers = set(layers)
+    if not layers:
+        return {}
+    with autocast(x.device):
+        acts = model(x, layers)
+    return {k: v.float() for k, v in acts.items()}
+
+
+class Gradient:
+    """How :func:`optimize` evaluates the objective and gets its gradient: by default one forward
+    and backward of the whole batch.
+
+    A recipe that needs another way (DeepDream's tiles, which bound memory for any photo size:
+    :class:`~featurevis.core.tiling.TiledGradient`) passes a subclass, and keeps everything the
+    loop does around it: NaN handling, Ctrl-C, snapshots, schedules, progress.
+    """
+
+    def __call__(
+        self,
+        model: FeatureModel,
+        objective: Objective,
+        x: torch.Tensor,
+        given: dict[str, torch.Tensor],
+        *,
+        backward: bool = True,
+    ) -> torch.Tensor:
+        """The objective (one value per image) of ``x``, the transformed images.
+
+        ``given`` is what the objective reads besides the model's activations: the
+        untransformed images under ``"input"`` and the parameterization's extras (see
+        :meth:`Parameterization.images_and_extras`). With ``backward``, the gradient of ``-values.sum()``
+        (the loss the loop minimizes) is propagated back through ``x`` to the parameters.
+        """
+        acts = activations(model, x, objective.layers - given.keys())
+        values = objective({**acts, **given})
+        if backward:
+            (-values.sum()).backward()
+        return values
+
+
 def optimize(
     model: FeatureModel,
     objective: Objective,
@@ -97,16 +147,22 @@ def optimize(
     description: str = "render",
     after_step: Callable[[Parameterization], None] | None = None,
     schedule: str = "constant",
+    gradient: Gradient | None = None,
 ) -> RenderResult:
     """Maximize ``objective`` over ``param``'s output; Ctrl-C or a NaN stops early, keeping
-    the last good images."""
+    the last good images.
+
+    Each step draws the images (and the parameterization's extras, which the objective finds
+    among the activations under their names), transforms them, lets ``gradient`` (default: a
+    :class:`Gradient`, one pass over the batch) evaluate and backpropagate the objective, and
+    steps the optimizer (default Adam at ``lr``).
+    """
     device = model.device
     param = param.to(device)
     transforms = transforms or T.none()
     opt = optimizer(param.parameters()) if optimizer else torch.optim.Adam(param.parameters(), lr=lr)
     sched = _scheduler(opt, schedule, steps)
-    layers = objective.layers - {INPUT}
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    gradient = gradient or Gradient()
     history: list[torch.Tensor] = []
     shots: dict[int, torch.Tensor] = {}
     want_shots = set(snapshots)
@@ -120,21 +176,16 @@ def optimize(
     try:
         for step in bar:
             opt.zero_grad(set_to_none=True)
-            img = param()
-            x = transforms(img, generator)
-            with amp:
-                acts = model(x, layers)
-            acts = {k: v.float() for k, v in acts.items()}
-            acts[INPUT] = img
-            values = objective(acts)
-            loss = -values.sum()
-            if not torch.isfinite(loss):
-                tqdm.write(f"featurevis: objective became {loss.item()} at step {step}; keeping the last good image")
+            img, extras = param.images_and_extras()
+            values = gradient(model, objective, transforms(img, generator), {**extras, INPUT: img})
+            del img, extras  # not needed for the step, which may want the memory (a huge dream)
+            if not torch.isfinite(values).all():
+                total = values.detach().sum().item()
+                tqdm.write(f"featurevis: objective became {total} at step {step}; keeping the last good image")
                 _restore(trainable, last_good)
                 break
             if step % 8 == 0:  # these parameters just gave a finite objective: a true "last good"
                 last_good = _snapshot(trainable)
-            loss.backward()
             opt.step()
             param.constrain()
             if sched is not None:
@@ -152,14 +203,14 @@ def optimize(
         tqdm.write("featurevis: interrupted; returning the images so far")
     finally:
         bar.close()
+    opt.zero_grad(set_to_none=True)  # spent: the final evaluation may want the memory
     with torch.no_grad():
-        final = param().detach()
+        final, extras = param.images_and_extras()
         if not torch.isfinite(final).all():
             _restore(trainable, last_good)
-            final = param().detach()
-        acts = model(final, layers) if layers else {}
-        acts[INPUT] = final
-        values = objective(acts).detach().cpu()
+            final, extras = param.images_and_extras()
+        del last_good
+        values = gradient(model, objective, final, {**extras, INPUT: final}, backward=False).detach().cpu()
     return RenderResult(
         images=final.float().cpu(),
         history=torch.stack(history) if history else torch.zeros(0, final.shape[0]),
@@ -202,6 +253,7 @@ class DirectionStep(torch.optim.Optimizer):
         super().__init__(params, {"lr": lr, **defaults})
 
     def direction(self, grad: torch.Tensor, group: dict) -> torch.Tensor:
+        """The unit step for ``grad``, as a new tensor (the step scales it in place)."""
         raise NotImplementedError
 
     @torch.no_grad()
@@ -209,7 +261,7 @@ class DirectionStep(torch.optim.Optimizer):
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    p.sub_(group["lr"] * self.direction(p.grad, group))  # the engine minimizes -objective
+                    p.sub_(self.direction(p.grad, group).mul_(group["lr"]))  # the engine minimizes -objective
 
 
 class NormalizedSGD(DirectionStep):

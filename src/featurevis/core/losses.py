@@ -101,7 +101,7 @@ def resolve_layers(
 def perceptual(
     grams: Mapping[str, torch.Tensor],
     content_layer: str,
-    content_target: torch.Tensor | Callable[[], torch.Tensor],
+    content_target: torch.Tensor | Callable[[dict[str, torch.Tensor]], torch.Tensor],
     style_weight: float = 10.0,
     content_weight: float = 1.0,
     name: str = "perceptual",
@@ -109,12 +109,13 @@ def perceptual(
     """Minus the weighted style + content loss (Gatys et al.; Johnson et al.'s perceptual loss).
 
     ``content_target`` is the content's activation at ``content_layer``, or a callable that
-    returns it at each step (fast-style training compares every batch with its own inputs).
+    computes it from the step's activations and extras (fast-style training compares every
+    batch with its own source crops, which its parameterization hands over as an extra).
     """
     layers = {*grams, content_layer}
 
     def fn(acts: dict[str, torch.Tensor]) -> torch.Tensor:
-        target = content_target() if callable(content_target) else content_target
+        target = content_target(acts) if callable(content_target) else content_target
         return -(style_weight * style_loss(acts, grams) + content_weight * content_loss(acts, content_layer, target))
 
     return Objective(fn, frozenset(layers), name, tuple((n, None) for n in layers))

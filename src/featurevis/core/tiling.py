@@ -4,16 +4,16 @@ A network's activations for a large photo do not fit in memory (lite0 on 4000x30
 tens of GiB for backward), but each tile's do. Objectives here are means over positions, so the
 whole image's value is the area-weighted mean of the tiles' values and its gradient is each
 tile's gradient weighted the same way: only the tiles' seams differ from one big pass, and
-rolling the image by a random offset each call moves those seams so they average out.
+rolling the image by a random offset each step moves those seams so they average out.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
 
+from .engine import Gradient, activations
 from .model import INPUT, FeatureModel
 from .objectives import Objective
 
@@ -32,12 +32,6 @@ def tile_boxes(height: int, width: int, tile: int) -> list[Box]:
     return [(ys[i], ys[i + 1], xs[j], xs[j + 1]) for i in range(ny) for j in range(nx)]
 
 
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def tiled_gradient(
     model: FeatureModel,
     objective: Objective,
@@ -49,32 +43,60 @@ def tiled_gradient(
 ) -> tuple[torch.Tensor | None, torch.Tensor]:
     """The objective of ``image`` (``B×3×H×W``) and its gradient, one tile at a time.
 
-    The image is rolled by ``shift`` (pixels, wrapping around) before it is cut, and the
-    gradient rolled back. Returns ``(gradient or None, per-image value)``; peak memory is that
-    of one tile's forward and backward plus two image-sized buffers.
+    The tiles are cut as if the image were rolled by ``shift`` (pixels, wrapping around), and
+    each tile's gradient goes back where its pixels came from; no rolled copy of the image is
+    made. Returns ``(gradient or None, per-image value on the CPU)``; the objective reads each
+    tile as ``"input"``. Peak memory is one tile's forward and backward plus the gradient.
     """
-    layers = objective.layers - {INPUT}
-    rolled = torch.roll(image, shift, dims=(-2, -1)) if any(shift) else image
-    h, w = rolled.shape[-2:]
-    out = torch.empty_like(rolled) if grad else None
-    total = torch.zeros(rolled.shape[0], dtype=torch.float32)
-    amp = _autocast(rolled.device)
+    h, w = image.shape[-2:]
+    out = torch.empty_like(image) if grad else None
+    total = torch.zeros(image.shape[0], dtype=torch.float32)
     for y0, y1, x0, x1 in tile_boxes(h, w, tile):
         weight = (y1 - y0) * (x1 - x0) / (h * w)
-        x = rolled[..., y0:y1, x0:x1].detach().contiguous().requires_grad_(grad)
+        rows = ((torch.arange(y0, y1) - shift[0]) % h).to(image.device)[:, None]
+        cols = ((torch.arange(x0, x1) - shift[1]) % w).to(image.device)
+        x = image.detach()[..., rows, cols].requires_grad_(grad)
         with torch.set_grad_enabled(grad):
-            with amp:
-                acts = model(x, layers) if layers else {}
-            acts = {k: v.float() for k, v in acts.items()}
+            acts = activations(model, x, objective.layers - {INPUT})
             acts[INPUT] = x
             values = objective(acts)
             if grad:
                 (values.sum() * weight).backward()
-                out[..., y0:y1, x0:x1] = x.grad
+                out[..., rows, cols] = x.grad
         total += values.detach().float().cpu() * weight
-    if out is not None and any(shift):
-        out = torch.roll(out, (-shift[0], -shift[1]), dims=(-2, -1))
     return out, total
+
+
+class TiledGradient(Gradient):
+    """:func:`~featurevis.core.engine.optimize` with the gradient computed tile by tile, so
+    an image of any size needs the memory of one ``tile``-sized pass (DeepDream).
+
+    With a ``generator``, each gradient cuts the tiles at a random roll of the image (drawn
+    from it: DeepDream's jitter), so seams never sit in one place and no pattern locks onto the
+    network's stride grid; evaluations are not rolled. The objective reads each tile as
+    ``"input"``; a parameterization's extras are not tiled and not passed.
+    """
+
+    def __init__(self, tile: int = 512, generator: torch.Generator | None = None):
+        self.tile, self.generator = tile, generator
+
+    def __call__(
+        self,
+        model: FeatureModel,
+        objective: Objective,
+        x: torch.Tensor,
+        given: dict[str, torch.Tensor],
+        *,
+        backward: bool = True,
+    ) -> torch.Tensor:
+        shift = (0, 0)
+        if backward and (g := self.generator) is not None:
+            h, w = x.shape[-2:]
+            shift = (int(torch.randint(0, h, (1,), generator=g)), int(torch.randint(0, w, (1,), generator=g)))
+        grad, values = tiled_gradient(model, objective, x, tile=self.tile, shift=shift, grad=backward)
+        if grad is not None:
+            x.backward(grad.neg_())  # the loop minimizes -objective
+        return values
 
 
 @torch.no_grad()

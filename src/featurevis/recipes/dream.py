@@ -6,13 +6,17 @@ Gradient ascent on the user's own photo (Mordvintsev et al. 2015), the classic r
   carried up to the next, so patterns grow at every size, not only the network's favourite one;
 - **jitter**: the image is rolled by a random offset each step (wrapping around), so no pattern
   locks onto the network's stride grid and tile seams never sit in one place;
-- **normalized steps**: the gradient is divided by its mean absolute value, so ``step_size`` is
-  how far the image moves per step in [0, 1] units whatever the layer's scale;
-- **tiles**: each step's gradient is computed tile by tile (:mod:`featurevis.tiling`), so a
+- **normalized steps** (:class:`~featurevis.core.engine.NormalizedSGD`): the gradient is divided
+  by its mean absolute value, so ``step_size`` is how far the image moves per step in [0, 1]
+  units whatever the layer's scale;
+- **tiles**: each step's gradient is computed tile by tile (:mod:`featurevis.core.tiling`), so a
   4000x3000 photo needs no more activation memory than a 512x512 one;
 - **any objective**: the default is the mean square of one layer; several layers mix with
   weights; a channel or a class makes a *controlled* dream; a **guide** image replaces the norm
   by each position's best dot product with the guide's features; a **mask** confines the dream.
+
+Each octave is one run of :func:`~featurevis.core.engine.optimize` over the octave's photo plus
+its detail, so Ctrl-C, NaN handling and autocast are the loop's, as for every other recipe.
 """
 
 from __future__ import annotations
@@ -29,14 +33,15 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..core import objectives as O
-from ..core.engine import resolve_device, validate
+from ..core.engine import NormalizedSGD, optimize, resolve_device, validate
 from ..core.errors import FeaturevisError
 from ..core.images import as_image, atomic_write, check_writable, load_image, to_pil
 from ..core.model import INPUT, LOGITS, FeatureModel
 from ..core.objectives import Objective
+from ..core.params import PerturbedImage
 from ..core.results import Result
 from ..core.targets import parse_target
-from ..core.tiling import tiled_gradient, tiled_value
+from ..core.tiling import TiledGradient, tiled_value
 from ..zoo import as_model
 
 #: The layer of the default model that gives the classic look (chosen by eye on sample photos).
@@ -275,40 +280,44 @@ def dream(
 
     shapes = octave_shapes(height, width, octaves, octave_scale)
     detail = torch.zeros(1, 3, *shapes[0], device=dev)
-    img = base = None
-    interrupted = False
     done = 0
-    try:
-        for k, (h, w) in enumerate(shapes):
-            base = _resize(photo, (h, w))
-            img = (base + _resize(detail, (h, w))).clamp_(0, 1)
-            m = _resize(full_mask, (h, w)) if full_mask is not None else None
-            coverage = float(m.mean()) if m is not None else 1.0
-            desc = f"octave {k + 1}/{len(shapes)} {w}x{h}"
-            for _ in tqdm(range(steps), desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
-                shift = (int(torch.randint(0, h, (1,), generator=g)), int(torch.randint(0, w, (1,), generator=g)))
-                grad, _ = tiled_gradient(fm, obj, img, tile=tile, shift=shift)
-                if m is not None:
-                    grad.mul_(m)
-                scale = grad.abs().mean() / max(coverage, 1e-6)  # mean |gradient| where it may dream
-                if not torch.isfinite(scale):
-                    tqdm.write("featurevis: gradient is not finite; keeping the image so far")
-                    break
-                img.add_(grad, alpha=step_size / (float(scale) + 1e-8)).clamp_(0, 1)
-                done += 1
-                if on_step is not None:
-                    on_step(done, steps * len(shapes))
-            detail = img - base
-    except KeyboardInterrupt:
-        interrupted = True
-        tqdm.write("featurevis: interrupted; keeping the dream so far")
-        if img is not None:
-            detail = img - base
-    del img, base
+
+    def count(_param: PerturbedImage) -> None:
+        nonlocal done
+        done += 1
+        on_step(done, steps * len(shapes))  # type: ignore[misc]
+
+    interrupted, values = False, None
+    for k, (h, w) in enumerate(shapes):
+        # This octave's photo plus the detail dreamed so far, kept in [0, 1] by constrain().
+        param = PerturbedImage(_resize(photo, (h, w)), math.inf, init=_resize(detail, (h, w)))
+        lr = step_size
+        if full_mask is not None:
+            m = _resize(full_mask, (h, w))
+            param.delta.register_hook(lambda grad, m=m: grad * m)
+            lr *= float(m.mean())  # NormalizedSGD averages over the whole image; step_size is per dreamed pixel
+        r = optimize(
+            fm,
+            obj,
+            param,
+            steps=steps,
+            generator=g,
+            optimizer=lambda ps, lr=lr: NormalizedSGD(ps, lr=lr),
+            gradient=TiledGradient(tile, generator=g),  # rolls the image under the tiles each step
+            progress=progress,
+            description=f"octave {k + 1}/{len(shapes)} {w}x{h}",
+            after_step=count if on_step is not None else None,
+        )
+        detail, interrupted, values = param.delta.detach(), r.interrupted, r.values
+        del r, param  # the next octave's peak memory should not hold this one's images
+        if interrupted:
+            break
     out = (photo + _resize(detail, (height, width))).clamp_(0, 1)
     if full_mask is not None:
         out = photo + full_mask * (out - photo)  # exactly the photo where the mask is 0
-    after = float(tiled_value(fm, obj, out, tile)[0])
+    # The last octave is the photo's size: its final objective, tiled alike, is the dream's.
+    finished = values is not None and not interrupted and full_mask is None
+    after = float(values[0]) if finished else float(tiled_value(fm, obj, out, tile)[0])
     settings = dict(
         model=fm.name,
         objective=obj.name,

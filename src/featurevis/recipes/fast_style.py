@@ -13,15 +13,18 @@ from the identity and only has to learn the *change*: on two CPU cores a few min
 scikit-image's sample photos already give a clearly stylized image.
 
 Training uses :func:`featurevis.optimize`: the parameterization is "the network applied to a
-fresh random batch of crops", so the one loop drives it like any other recipe.
+fresh random batch of crops" and hands the crops to the content loss as an extra output beside
+the images, so the one loop drives it like any other recipe.
 """
 
 from __future__ import annotations
 
+import copy
+import itertools
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,12 +33,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core import objectives as O
-from ..core.engine import optimize, resolve_device, validate
+from ..core.engine import activations, optimize, resolve_device, validate
 from ..core.errors import FeaturevisError
 from ..core.images import ImageLike, as_image, atomic_write, fit_size
 from ..core.losses import perceptual, resolve_layers, style_grams
 from ..core.model import FeatureModel
-from ..core.objectives import Objective
+from ..core.objectives import Acts, Objective
 from ..core.params import Parameterization
 from ..core.photos import random_crops, training_photos
 from ..zoo import as_model
@@ -98,19 +101,29 @@ class TransformNet(nn.Module):
         return torch.sigmoid(torch.logit(x.clamp(1e-3, 1 - 1e-3)) + delta)
 
 
+#: Where :class:`_NetOnBatches` hands the objective the crops it just stylized.
+SOURCE = "source"
+
+
 class _NetOnBatches(Parameterization):
-    """The network applied to a fresh batch of crops each call, so :func:`optimize` trains it."""
+    """The network applied to a fresh batch of crops each call, so :func:`optimize` trains it.
+
+    :meth:`images_and_extras` returns the crops as the extra ``"source"``: the content loss
+    compares each stylized crop with its own source, from the same call.
+    """
 
     def __init__(self, net: TransformNet, photos: Sequence[torch.Tensor], batch: int, size: int, g: torch.Generator):
         super().__init__()
         self.net, self.photos, self.g = net, list(photos), g
         self.batch, self.size = batch, (size, size)
-        self.inputs: torch.Tensor | None = None
+
+    def images_and_extras(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        dev = next(self.net.parameters()).device
+        crops = random_crops(self.photos, self.batch, self.size[0], self.g).to(dev)
+        return self.net(crops), {SOURCE: crops}
 
     def forward(self) -> torch.Tensor:
-        dev = next(self.net.parameters()).device
-        self.inputs = random_crops(self.photos, self.batch, self.size[0], self.g).to(dev)
-        return self.net(self.inputs)
+        return self.images_and_extras()[0]
 
 
 # -- results and files ------------------------------------------------------------------------
@@ -226,18 +239,19 @@ def train_style_net(
     net = TransformNet(width, blocks).to(dev)
     param = _NetOnBatches(net, photos, batch, size, g)
 
-    def content_target() -> torch.Tensor:
+    def content_target(acts: Acts) -> torch.Tensor:
         with torch.no_grad():
-            return fm(param.inputs, [c_layer])[c_layer]
+            return activations(fm, acts[SOURCE], [c_layer])[c_layer]
 
     obj = perceptual(grams, c_layer, content_target, style_weight, content_weight)
     obj = obj - tv * O.total_variation()
     validate(fm, obj, size)
-    if steps is None:
-        steps = _calibrate(fm, obj, param, minutes)
 
     def adam(params):
         return torch.optim.Adam(params, lr=lr)
+
+    if steps is None:
+        steps = _calibrate(fm, obj, param, adam, minutes)
 
     start = time.perf_counter()
     r = optimize(
@@ -274,27 +288,33 @@ def train_style_net(
     return StyleNet(net, meta)
 
 
-def _calibrate(fm: FeatureModel, obj: Objective, param: _NetOnBatches, minutes: float) -> int:
-    """Steps that fit in ``minutes``: time two training steps on a throwaway copy."""
+def _calibrate(
+    fm: FeatureModel,
+    obj: Objective,
+    param: _NetOnBatches,
+    optimizer: Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer],
+    minutes: float,
+) -> int:
+    """Steps that fit in ``minutes``: time three real :func:`optimize` steps on a throwaway
+    copy of the network (the first one warms up, so the faster of the other two counts)."""
     if not minutes > 0:
         raise FeaturevisError("minutes must be positive")
-    import copy
-
     probe = copy.deepcopy(param)
     probe.g = torch.Generator().manual_seed(12345)
-    opt = torch.optim.Adam(probe.parameters(), lr=0.0)
-    layers = obj.layers - {"input"}
-    times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        img = probe()
-        acts = fm(img, layers)
-        acts["input"] = img
-        param.inputs = probe.inputs
-        loss = -obj(acts).sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        times.append(time.perf_counter() - t0)
-    per_step = min(times[1:])
+    ends: list[float] = []
+    r = optimize(
+        fm,
+        obj,
+        probe,
+        steps=3,
+        generator=torch.Generator(),
+        optimizer=optimizer,
+        progress=False,
+        after_step=lambda _p: ends.append(time.perf_counter()),
+    )
+    if r.interrupted:
+        raise KeyboardInterrupt  # Ctrl-C before training started: stop, as anywhere else
+    # Steps 2 and 3 (from the end of one to the end of the next); a NaN that cut the probe short
+    # leaves only the whole probe's time, an overestimate.
+    per_step = min(b - a for a, b in itertools.pairwise(ends)) if len(ends) == 3 else r.seconds
     return max(1, int(minutes * 60 / per_step))

@@ -56,6 +56,17 @@ class Parameterization(nn.Module):
         """The images at another resolution; only resolution-independent kinds (``cppn``) can."""
         raise FeaturevisError(f"{type(self).__name__} images exist at one size only; render with param='cppn'")
 
+    def images_and_extras(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The images and any named extra tensors the objective may read with them.
+
+        :func:`~featurevis.core.engine.optimize` calls this instead of ``forward()`` and hands
+        the extras to the objective among the activations, under their names (which must not
+        be layer names). A parameterization whose images depend on something drawn afresh
+        each call returns it here, so the objective gets it explicitly and from this very
+        call (fast-style training: the photos the network just stylized). None by default.
+        """
+        return self(), {}
+
     def constrain(self) -> None:
-        """Called by :func:`~featurevis.render.optimize` after every optimizer step: project
+        """Called by :func:`~featurevis.core.engine.optimize` after every optimizer step: project
         the parameters back into their allowed set (e.g. clip a generator's code). No-op here."""
