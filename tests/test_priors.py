@@ -170,6 +170,20 @@ def test_prior_train_checkpoints_resumes_and_loads(tiny, photos, tmp_path, one_t
     assert again.meta["steps"] == 3
 
 
+def test_prior_train_learns_and_a_divergence_keeps_the_last_good_weights(tiny, photos, tmp_path, one_thread):
+    imgs = [photos["chelsea"], photos["coffee"]]
+    gen = fv.train_prior(tiny, "pool", imgs, out=tmp_path / "a.pt", steps=30, batch=2, width=8, checkpoint_every=10,
+                         lr=3e-3, progress=False)  # fmt: skip
+    mse = [e[1] for e in gen.meta["eval"]]
+    assert mse[-1] < mse[0]  # the held-out reconstruction error falls
+    out = tmp_path / "nan.pt"
+    with pytest.raises(fv.FeaturevisError, match=r"diverged at step 1\b.*lower --lr"):
+        fv.train_prior(tiny, "pool", imgs, out=out, steps=5, batch=2, width=8, lr=float("inf"), progress=False)
+    saved = fv.load_generator(out)  # the weights that gave the last finite loss, loadable
+    assert saved.meta["steps"] == 1
+    assert all(torch.isfinite(v).all() for v in saved.net.state_dict().values())
+
+
 def test_prior_train_and_dgn_render_from_the_cli(tmp_path, capsys, one_thread):
     prior = tmp_path / "p.pt"
     args = ["prior-train", "lite0", "--layer", "_blocks.3", "--size", "64", "--steps", "2", "--width", "8"]

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from ..core.images import load_image, save_image
-from ..recipes.dream import DEFAULT_LAYER, _check_video_writable, _objective, dream, dream_zoom, load_mask, save_video
+from ..recipes.dream import DEFAULT_LAYER, check_video_writable, dream, dream_terms, dream_zoom, load_mask, save_video
 from .args import (
     add_common,
     add_model,
@@ -58,7 +58,7 @@ def _check_output(out: Path, args: argparse.Namespace) -> None:
     if args.frames is None:
         image_file(out)
     else:
-        _check_video_writable(out)
+        check_video_writable(out)
         image_file(_frames_dir(out) / "frame_0000.png")
 
 
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     guide = load_image(args.guide) if args.guide else None
     mask = load_mask(args.mask, tuple(photo.shape[-2:])) if args.mask else None
     model = model_from_args(args)
-    _objective(model, args.layers, None)  # unknown layers fail here, before the guide's features
+    dream_terms(model, args.layers)  # unknown layers fail here, before the guide's features
     kwargs = dict(
         octaves=args.octaves,
         octave_scale=args.octave_scale,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..core.images import load_image
 from ..core.photos import load_folder
-from ..recipes.fast_style import _check_net_path, train_style_net
+from ..recipes.fast_style import check_net_path, train_style_net
 from .args import add_common, add_model, add_output, add_size, add_steps, model_from_args, positive_float, positive_int
 from .style import add_style_options
 
@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         p,
         "network file, .pt (default STYLE-net.pt)",
         lambda args: f"{Path(args.style).stem}-net.pt",
-        lambda path, args: _check_net_path(path),
+        lambda path, args: check_net_path(path),
     )
     add_model(p, what="zoo model for the losses")
     p.add_argument("--minutes", type=positive_float, default=2.5, help="training time (default 2.5)")

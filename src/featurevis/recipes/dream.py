@@ -392,7 +392,9 @@ def dream_zoom(
 VIDEO_SUFFIXES = (".gif", ".mp4")
 
 
-def _check_video_writable(path: Path) -> Path:
+def check_video_writable(path: Path) -> Path:
+    """Refuse a zoom-video path before any dreaming: a suffix other than .gif/.mp4, or .mp4
+    without the ``video`` extra, would otherwise fail only after every frame was computed."""
     if path.suffix.lower() not in VIDEO_SUFFIXES:
         raise FeaturevisError(f"{path}: a zoom sequence is written as .gif or .mp4, not {path.suffix!r}")
     if path.suffix.lower() == ".mp4":
@@ -408,7 +410,7 @@ def _check_video_writable(path: Path) -> Path:
 
 def save_video(frames: Sequence[torch.Tensor], path: str | os.PathLike, fps: float = 12.0) -> Path:
     """Write frames as an animated GIF (Pillow) or MP4 (optional imageio-ffmpeg), atomically."""
-    p = _check_video_writable(Path(path))
+    p = check_video_writable(Path(path))
     if not frames:
         raise FeaturevisError(f"{p}: no frames to write")
     pil = [to_pil(f) for f in frames]

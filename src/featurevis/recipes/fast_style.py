@@ -172,7 +172,8 @@ def load_style_net(path: str | os.PathLike) -> StyleNet:
     return StyleNet(net.eval(), dict(payload.get("meta", {})))
 
 
-def _check_net_path(path: str | os.PathLike) -> Path:
+def check_net_path(path: str | os.PathLike) -> Path:
+    """Refuse a style-network path before minutes of training: wrong suffix or unwritable."""
     p = Path(path)
     if p.suffix.lower() not in (".pt", ".pth"):
         raise FeaturevisError(f"{p}: a style network file must end in .pt or .pth")
