@@ -183,121 +183,161 @@ def train_prior(
     fm.to(dev)
     fm.check_layer(layer)
     size = size or fm.input_size
-    out = Path(out)
     feature_layer = feature_layer or default_feature_layer(fm, size)
     fm.check_layer(feature_layer)
     code_shape = fm.layer_shape(layer, size)
     if not code_shape:
         raise FeaturevisError(f"layer {layer!r} has no tensor output to invert")
     photos = training_photos(images, 2 * size)
-
     torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
-    net = UpconvGenerator(code_shape, size, width).to(dev)
-    disc = _Discriminator().to(dev) if adversarial > 0 else None
-    opt_d = torch.optim.Adam(disc.parameters(), lr=lr, betas=(0.5, 0.999)) if disc else None
-    eval_x = jitter_colors(random_crops(photos, EVAL_CROPS, size, torch.Generator().manual_seed(10_000)), g).to(dev)
-    step, history, seconds, opt_state = 0, [], 0.0, None
     settings = dict(model=fm.name, layer=layer, feature_layer=feature_layer, size=size, width=width, batch=batch)
     settings.update(lr=lr, image_weight=image_weight, feature_weight=feature_weight, adversarial=adversarial)
-
-    if resume and out.exists():
-        state = _load_state(out)
-        st = state["train"]
-        was = st["settings"]
-        if (was["model"], was["layer"]) != (fm.name, layer):
-            raise FeaturevisError(f"{out} was trained on {was['model']} {was['layer']}, not {fm.name} {layer}")
-        if was["width"] != width or was["size"] != size:
-            raise FeaturevisError(f"{out} has width {was['width']} and size {was['size']}; pass those")
-        net.load_state_dict(state["state_dict"])
-        opt_state = st["optimizer"]
-        if disc is not None and st.get("disc"):
-            disc.load_state_dict(st["disc"])
-            opt_d.load_state_dict(st["disc_optimizer"])
-        g.set_state(st["rng"])
-        step, history, seconds = st["step"], list(state["meta"]["eval"]), state["meta"]["seconds"]
-        low, high = state["low"], state["high"]
+    t = _Training(fm, layer, feature_layer, tuple(code_shape), settings, Path(out), photos, seed, adversarial > 0)
+    if resume and t.out.exists():
+        t.resume()
     else:
-        bound_x = jitter_colors(random_crops(photos, BOUND_CROPS, size, torch.Generator().manual_seed(20_000)), g)
-        low, high = (b.reshape(code_shape) for b in activation_bounds(fm, layer, bound_x, n_std))
-
-    def encode(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        acts = activations(fm, x, [layer, feature_layer])
-        return acts[layer], acts[feature_layer]
-
-    def evaluate() -> tuple[float, float]:
-        net.eval()
-        with torch.no_grad():
-            codes, f_x = encode(eval_x)
-            rec = net(codes)
-            f_rec = activations(fm, rec, [feature_layer])[feature_layer]
-            mse, feat = F.mse_loss(rec, eval_x).item(), relative_error(f_rec, f_x).mean().item()
-        net.train()
-        return mse, feat
-
-    opt: list[torch.optim.Optimizer] = []  # the engine builds the generator's optimizer; kept for checkpoints
-
-    def adam(params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
-        o = torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999))
-        if opt_state is not None:
-            o.load_state_dict(opt_state)
-        opt.append(o)
-        return o
-
-    def save() -> None:
-        gen = _as_generator(net, code_shape, (low, high), fm, layer, settings, history, seconds, step)
-        train_state = {
-            "step": step,
-            "optimizer": opt[0].state_dict() if opt else opt_state,
-            "disc": disc.state_dict() if disc else None,
-            "disc_optimizer": opt_d.state_dict() if opt_d else None,
-            "rng": g.get_state(),
-            "settings": settings,
-        }
-        save_generator(gen, out, {"train": train_state})  # one atomic write: weights + resume state
-
-    param = _GeneratorOnBatches(net, encode, photos, batch, size, g)
-    t0 = time.perf_counter() - seconds
+        t.measure_bounds(photos, n_std)
+    if not t.history:
+        t.history.append((0, *t.evaluate()))
+    param = _GeneratorOnBatches(t.net, t.encode, photos, batch, size, t.g)
+    objective = _inversion_loss(layer, feature_layer, batch, image_weight, feature_weight, adversarial, t.disc)
 
     def after_step(_: Parameterization) -> None:
-        nonlocal step, seconds
-        if disc is not None:
-            x, rec = param.drawn
-            d_loss = F.softplus(-disc(x)).mean() + F.softplus(disc(rec)).mean()
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-        step += 1
-        if step % checkpoint_every == 0 or step == steps:
-            seconds = time.perf_counter() - t0
-            history.append((step, *evaluate()))
-            save()
+        t.discriminator_step(*param.drawn)
+        t.step += 1
+        if t.step % checkpoint_every == 0 or t.step == steps:
+            t.checkpoint()
 
-    if not history:
-        history.append((0, *evaluate()))
-    objective = _inversion_loss(layer, feature_layer, batch, image_weight, feature_weight, adversarial, disc)
     r = optimize(
         fm,
         objective,
         param,
-        steps=max(steps - step, 0),
-        generator=g,
-        optimizer=adam,
+        steps=max(steps - t.step, 0),
+        generator=t.g,
+        optimizer=t.optimizer,
         progress=progress,
         description="prior-train",
         after_step=after_step,
     )
-    seconds = time.perf_counter() - t0
     if r.interrupted:
         tqdm.write("featurevis: interrupted; saving the checkpoint")
-    if history[-1][0] != step:
-        history.append((step, *evaluate()))
-        save()
-    if step < steps and not r.interrupted:  # the engine stopped at a NaN and restored the last good weights
-        raise FeaturevisError(f"training diverged at step {step}; the last good weights are saved in {out}; lower --lr")
-    gen = _as_generator(net, code_shape, (low, high), fm, layer, settings, history, seconds, step, freeze=True)
+    if t.history[-1][0] != t.step:
+        t.checkpoint()
+    if t.step < steps and not r.interrupted:  # the engine stopped at a NaN and restored the last good weights
+        raise FeaturevisError(
+            f"training diverged at step {t.step}; the last good weights are saved in {out}; lower --lr"
+        )
+    gen = t.generator(freeze=True)
     gen.meta["interrupted"] = r.interrupted
     return gen
+
+
+class _Training:
+    """What prior training keeps between steps and across resumes: the generator, the optional
+    discriminator and their optimizers, the random state, the clip bounds and the eval history;
+    with the checkpoint written as one atomic file (weights + everything a resume needs)."""
+
+    def __init__(
+        self,
+        fm: FeatureModel,
+        layer: str,
+        feature_layer: str,
+        code_shape: tuple[int, ...],
+        settings: dict,
+        out: Path,
+        photos: Sequence[torch.Tensor],
+        seed: int,
+        adversarial: bool,
+    ):
+        dev, size, lr = fm.device, settings["size"], settings["lr"]
+        self.fm, self.layer, self.feature_layer, self.code_shape = fm, layer, feature_layer, code_shape
+        self.settings, self.out = settings, out
+        self.g = torch.Generator().manual_seed(seed)
+        self.net = UpconvGenerator(code_shape, size, settings["width"]).to(dev)
+        self.disc = _Discriminator().to(dev) if adversarial else None
+        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=lr, betas=(0.5, 0.999)) if self.disc else None
+        self.opt: torch.optim.Optimizer | None = None  # the engine builds it through optimizer()
+        self.opt_state: dict | None = None
+        crops = random_crops(photos, EVAL_CROPS, size, torch.Generator().manual_seed(10_000))
+        self.eval_x = jitter_colors(crops, self.g).to(dev)
+        self.step, self.history, self.seconds = 0, [], 0.0
+        self.low = self.high = torch.zeros(0)
+        self.t0 = time.perf_counter()
+
+    def measure_bounds(self, photos: Sequence[torch.Tensor], n_std: float) -> None:
+        crops = random_crops(photos, BOUND_CROPS, self.settings["size"], torch.Generator().manual_seed(20_000))
+        bounds = activation_bounds(self.fm, self.layer, jitter_colors(crops, self.g), n_std)
+        self.low, self.high = (b.reshape(self.code_shape) for b in bounds)
+
+    def resume(self) -> None:
+        state = _load_state(self.out)
+        st, was = state["train"], state["train"]["settings"]
+        if (was["model"], was["layer"]) != (self.fm.name, self.layer):
+            raise FeaturevisError(
+                f"{self.out} was trained on {was['model']} {was['layer']}, not {self.fm.name} {self.layer}"
+            )
+        if (was["width"], was["size"]) != (self.settings["width"], self.settings["size"]):
+            raise FeaturevisError(f"{self.out} has width {was['width']} and size {was['size']}; pass those")
+        self.net.load_state_dict(state["state_dict"])
+        self.opt_state = st["optimizer"]
+        if self.disc is not None and st.get("disc"):
+            self.disc.load_state_dict(st["disc"])
+            self.opt_d.load_state_dict(st["disc_optimizer"])
+        self.g.set_state(st["rng"])
+        self.step, self.history, self.seconds = st["step"], list(state["meta"]["eval"]), state["meta"]["seconds"]
+        self.t0 = time.perf_counter() - self.seconds
+        self.low, self.high = state["low"], state["high"]
+
+    def optimizer(self, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+        """The generator's Adam, resumed when there is a saved state; kept for the checkpoints."""
+        self.opt = torch.optim.Adam(params, lr=self.settings["lr"], betas=(0.5, 0.999))
+        if self.opt_state is not None:
+            self.opt.load_state_dict(self.opt_state)
+        return self.opt
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The codes (at the inverted layer) and features (at the feature layer) of photos."""
+        acts = activations(self.fm, x, [self.layer, self.feature_layer])
+        return acts[self.layer], acts[self.feature_layer]
+
+    def evaluate(self) -> tuple[float, float]:
+        """Pixel MSE and relative feature error of the held-out crops' reconstructions."""
+        self.net.eval()
+        with torch.no_grad():
+            codes, f_x = self.encode(self.eval_x)
+            rec = self.net(codes)
+            f_rec = activations(self.fm, rec, [self.feature_layer])[self.feature_layer]
+            mse, feat = F.mse_loss(rec, self.eval_x).item(), relative_error(f_rec, f_x).mean().item()
+        self.net.train()
+        return mse, feat
+
+    def discriminator_step(self, photos: torch.Tensor, reconstructions: torch.Tensor) -> None:
+        if self.disc is None:
+            return
+        loss = F.softplus(-self.disc(photos)).mean() + F.softplus(self.disc(reconstructions)).mean()
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+
+    def generator(self, freeze: bool = False) -> Generator:
+        return _as_generator(
+            self.net, self.code_shape, (self.low, self.high), self.fm, self.layer, self.settings, self.history,
+            self.seconds, self.step, freeze=freeze,
+        )  # fmt: skip
+
+    def checkpoint(self) -> None:
+        """Evaluate, then write weights + resume state in one atomic write."""
+        self.seconds = time.perf_counter() - self.t0
+        self.history.append((self.step, *self.evaluate()))
+        train_state = {
+            "step": self.step,
+            "optimizer": self.opt.state_dict() if self.opt else self.opt_state,
+            "disc": self.disc.state_dict() if self.disc else None,
+            "disc_optimizer": self.opt_d.state_dict() if self.opt_d else None,
+            "rng": self.g.get_state(),
+            "settings": self.settings,
+        }
+        save_generator(self.generator(), self.out, {"train": train_state})
 
 
 def _as_generator(net, code_shape, bounds, fm, layer, settings, history, seconds, step, freeze=False) -> Generator:
