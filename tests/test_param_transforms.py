@@ -44,6 +44,18 @@ def test_pixel_init_from_image():
     torch.testing.assert_close(PixelImage(1, 8, init=img)(), img, atol=1e-5, rtol=1e-4)
 
 
+def test_pixel_init_and_start_agree_for_every_squash_and_colour_basis():
+    """A photo given as ``init`` comes back as itself, and a fresh image starts mid-grey, however
+    the pixels are squashed and in whichever colour basis they are stored."""
+    photo = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 0.9 + 0.05
+    for squash in ("sigmoid", "clamp"):
+        for decorrelate in (False, True):
+            kw = dict(squash=squash, decorrelate=decorrelate)
+            torch.testing.assert_close(PixelImage(1, 8, init=photo, **kw)(), photo, atol=2e-3, rtol=0)
+            start = PixelImage(1, 8, sd=0.0, **kw)()
+            torch.testing.assert_close(start, torch.full_like(start, 0.5))
+
+
 def test_transforms_seeded_shapes_and_gradients():
     x = torch.rand(2, 3, 64, 64, requires_grad=True)
     tf = T.standard(64)

@@ -37,8 +37,7 @@ class PixelImage(Parameterization):
 
     def forward(self) -> torch.Tensor:
         t = decorrelated_to_rgb(self.pixels) if self.decorrelate else self.pixels
-        if self.squash == "clamp" and not self.decorrelate:
-            return _to_unit(t, "clamp")
+        # Clamped pixels are stored centred on 0 (like the sigmoid's logits), so both start grey.
         return _to_unit(t if self.squash == "sigmoid" else t + 0.5, self.squash)
 
 
