@@ -81,3 +81,18 @@ def test_the_engine_knows_no_parameterization_or_recipe_by_name():
     assert not {t for t in imported if t.startswith(("featurevis.core.params.", "featurevis.recipes"))} - {
         "featurevis.core.params.Parameterization"
     }
+
+
+def test_type_checkers_see_exactly_the_lazily_exported_names():
+    """``featurevis/__init__`` imports its public names on first use; its ``if TYPE_CHECKING:``
+    block must name the same modules and names, or IDEs and type checkers would show others."""
+    import featurevis
+
+    tree = ast.parse((PACKAGE / "__init__.py").read_text())
+    (block,) = [n for n in tree.body if isinstance(n, ast.If) and ast.unparse(n.test) == "TYPE_CHECKING"]
+    seen: dict[str, set[str]] = {}
+    for node in block.body:
+        assert isinstance(node, ast.ImportFrom) and node.level == 1
+        seen.setdefault("." + (node.module or ""), set()).update(a.name for a in node.names)
+    assert seen == {module: set(names) for module, names in featurevis._EXPORTS.items()}
+    assert sorted(featurevis.__all__) == sorted(n for names in seen.values() for n in names)

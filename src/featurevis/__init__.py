@@ -12,9 +12,43 @@ Ctrl-C while torch loads reaches the CLI's handler instead of printing a traceba
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported eagerly
+    from .catalog.build import BuildReport, build_catalog, load_model_spec
+    from .catalog.store import CatalogStore
+    from .core import objectives, transforms
+    from .core.engine import NormalizedSGD, RenderResult, optimize
+    from .core.errors import FeaturevisError
+    from .core.generators import (
+        Generator,
+        UpconvGenerator,
+        activation_bounds,
+        deepsim_fc6,
+        load_generator,
+        save_generator,
+    )
+    from .core.images import load_image, save_image
+    from .core.model import FeatureModel
+    from .core.objectives import Objective
+    from .core.params import CodeImage, FourierImage, PixelImage
+    from .core.params.cppn import CPPNGenome, CPPNImage
+    from .core.params.maco import MacoImage, natural_spectrum
+    from .core.targets import parse_target
+    from .recipes.attack import AttackResult, attack
+    from .recipes.dgn import dgn, encode_images
+    from .recipes.dream import DreamResult, dream, dream_zoom
+    from .recipes.evolve import EvolveResult, evolve
+    from .recipes.fast_style import StyleNet, load_style_net, stylize, train_style_net
+    from .recipes.invert import InversionResult, invert, invert_depths
+    from .recipes.prior_train import train_prior
+    from .recipes.render import render
+    from .recipes.saliency import SaliencyResult, saliency
+    from .recipes.style import StyleResult, style_transfer
+    from .zoo import ZOO, ZooEntry, as_model, imagenet_labels, inception_v1_labels, load_model
+
 
 #: module (relative to this package) -> the public names it provides.
 _EXPORTS: dict[str, tuple[str, ...]] = {
