@@ -76,49 +76,29 @@ def _number(text: str, kind: type[int] | type[float]) -> int | float:
     return value
 
 
-def positive_int(text: str) -> int:
-    """An integer > 0 (a count or a size)."""
-    value = _number(text, int)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
-    return int(value)
+def _bounded(
+    kind: type[int] | type[float], ok: Callable[[float], bool], need: str, doc: str
+) -> Callable[[str], int | float]:
+    """A parser of finite ``kind`` numbers for which ``ok(value)``; otherwise "must be {need}"."""
+
+    def parse(text: str) -> int | float:
+        value = _number(text, kind)
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {need}, got {text!r}")
+        return kind(value)
+
+    parse.__doc__ = doc
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """An integer >= 0 (0 typically meaning "off" or "as is")."""
-    value = _number(text, int)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return int(value)
-
-
-def finite_float(text: str) -> float:
-    """Any finite number (a weight that may be negative)."""
-    return float(_number(text, float))
-
-
-def positive_float(text: str) -> float:
-    """A finite number > 0 (a rate, a scale, a time)."""
-    value = _number(text, float)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
-    return float(value)
-
-
-def non_negative_float(text: str) -> float:
-    """A finite number >= 0 (a penalty weight, 0 meaning none)."""
-    value = _number(text, float)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return float(value)
-
-
-def probability(text: str) -> float:
-    """A number in [0, 1]."""
-    value = _number(text, float)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
-    return float(value)
+positive_int = _bounded(int, lambda v: v > 0, "positive", "An integer > 0 (a count or a size).")
+non_negative_int = _bounded(int, lambda v: v >= 0, ">= 0", 'An integer >= 0 (0 typically meaning "off" or "as is").')
+finite_float = _bounded(float, lambda v: True, "finite", "Any finite number (a weight that may be negative).")
+positive_float = _bounded(float, lambda v: v > 0, "positive", "A finite number > 0 (a rate, a scale, a time).")
+non_negative_float = _bounded(
+    float, lambda v: v >= 0, ">= 0", "A finite number >= 0 (a penalty weight, 0 meaning none)."
+)
+probability = _bounded(float, lambda v: 0 <= v <= 1, "between 0 and 1", "A number in [0, 1].")
 
 
 def int_list(text: str) -> list[int]:
