@@ -28,6 +28,9 @@ def _default_output(args: argparse.Namespace) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..core.params import PARAMETERIZATIONS
+    from ..core.transforms import TRANSFORMS
+
     add_model(p, positional=True)
     p.add_argument("target", help='e.g. _blocks.8:12, _blocks.8:12@3,4, _blocks.8, class:285, class:"Egyptian cat"')
     add_output(p, "output PNG/JPG (default: derived from the target)", _default_output)
@@ -35,10 +38,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_steps(p, f"steps (default {DEFAULT_STEPS}; dgn: 200)")
     p.add_argument("--batch", type=positive_int, default=1, help="images rendered together (a grid)")
     add_lr(p, "learning rate (default 0.05; cppn 0.003; dgn 0.1)")
-    p.add_argument("--param", choices=["fourier", "pixel", "cppn", "maco"], default="fourier", help="parameterization")
+    p.add_argument("--param", choices=list(PARAMETERIZATIONS), default="fourier", help="parameterization")
     p.add_argument("--save-size", type=positive_int, help="cppn only: draw the result again at this side to save it")
     p.add_argument("--no-decorrelate", action="store_true", help="optimize RGB instead of decorrelated colour")
-    p.add_argument("--transforms", choices=["standard", "maco", "none"], help="default standard")
+    p.add_argument("--transforms", choices=list(TRANSFORMS), help="default standard")
     p.add_argument("--prior", choices=["dgn"], default=None, help="dgn: optimize a generator's code (DGN-AM)")
     p.add_argument("--generator", default=None, help="dgn: generator file (prior-train output or upconvGAN_fc6.pt)")
     p.add_argument("--bounds", default=None, help="dgn: per-unit upper code bounds (text or .pt file)")
