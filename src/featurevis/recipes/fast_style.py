@@ -39,8 +39,8 @@ from ..core.images import ImageLike, as_image, atomic_write, fit_size
 from ..core.losses import perceptual, resolve_layers, style_grams
 from ..core.model import FeatureModel
 from ..core.objectives import Acts, Objective
-from ..core.params import Parameterization
-from ..core.photos import random_crops, training_photos
+from ..core.params import NetOnPhotoBatches
+from ..core.photos import training_photos
 from ..zoo import as_model
 
 FORMAT = "featurevis-style-net"
@@ -105,25 +105,16 @@ class TransformNet(nn.Module):
 SOURCE = "source"
 
 
-class _NetOnBatches(Parameterization):
+class _NetOnBatches(NetOnPhotoBatches):
     """The network applied to a fresh batch of crops each call, so :func:`optimize` trains it.
 
     :meth:`images_and_extras` returns the crops as the extra ``"source"``: the content loss
     compares each stylized crop with its own source, from the same call.
     """
 
-    def __init__(self, net: TransformNet, photos: Sequence[torch.Tensor], batch: int, size: int, g: torch.Generator):
-        super().__init__()
-        self.net, self.photos, self.g = net, list(photos), g
-        self.batch, self.size = batch, (size, size)
-
     def images_and_extras(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        dev = next(self.net.parameters()).device
-        crops = random_crops(self.photos, self.batch, self.size[0], self.g).to(dev)
+        crops = self.crops()
         return self.net(crops), {SOURCE: crops}
-
-    def forward(self) -> torch.Tensor:
-        return self.images_and_extras()[0]
 
 
 # -- results and files ------------------------------------------------------------------------

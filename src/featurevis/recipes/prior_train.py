@@ -32,7 +32,7 @@ from ..core.images import ImageLike
 from ..core.losses import relative_error
 from ..core.model import INPUT, FeatureModel
 from ..core.objectives import Objective
-from ..core.params import Parameterization
+from ..core.params import NetOnPhotoBatches, Parameterization
 from ..core.photos import random_crops, training_photos
 from ..zoo import as_model
 
@@ -85,7 +85,7 @@ class _Discriminator(nn.Module):
 PHOTOS, CODES, TARGET = "photos", "codes", "target"
 
 
-class _GeneratorOnBatches(Parameterization):
+class _GeneratorOnBatches(NetOnPhotoBatches):
     """The generator applied to the codes of a fresh batch of training crops each call, so
     :func:`~featurevis.core.engine.optimize` trains its weights.
 
@@ -104,22 +104,17 @@ class _GeneratorOnBatches(Parameterization):
         size: int,
         g: torch.Generator,
     ):
-        super().__init__()
-        self.net, self.encode, self.photos, self.g = net, encode, list(photos), g
-        self.batch, self.size = batch, (size, size)
+        super().__init__(net, photos, batch, size, g)
+        self.encode = encode
         self.drawn: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def images_and_extras(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        dev = next(self.net.parameters()).device
-        x = jitter_colors(random_crops(self.photos, self.batch, self.size[0], self.g), self.g).to(dev)
+        x = jitter_colors(self.crops(), self.g)
         with torch.no_grad():
             codes, target = self.encode(x)
         rec = self.net(codes)
         self.drawn = (x, rec.detach())
         return rec, {PHOTOS: x, CODES: codes, TARGET: target}
-
-    def forward(self) -> torch.Tensor:
-        return self.images_and_extras()[0]
 
 
 def _inversion_loss(

@@ -13,6 +13,7 @@ import torch
 
 from ..errors import FeaturevisError
 from .base import COLOR_CORRELATION, Parameterization, decorrelated_to_rgb, rgb_to_decorrelated
+from .batches import NetOnPhotoBatches
 from .code import CodeImage
 from .cppn import CPPNGenome, CPPNImage
 from .fourier import FourierImage
@@ -69,6 +70,7 @@ __all__ = [
     "CodeImage",
     "FourierImage",
     "MacoImage",
+    "NetOnPhotoBatches",
     "Parameterization",
     "PerturbedImage",
     "PixelImage",
