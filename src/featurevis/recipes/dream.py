@@ -175,9 +175,8 @@ def guide_features(model: FeatureModel, guide: torch.Tensor, layer: str, max_sid
     return F.adaptive_avg_pool2d(act, (ph, pw))[0].flatten(1)
 
 
-def _objective(
-    model: FeatureModel, layers: LayerSpec, guide: torch.Tensor | None
-) -> tuple[Objective, list[tuple[float, Objective]]]:
+def _objective(model: FeatureModel, layers: LayerSpec, guide: torch.Tensor | None) -> Objective:
+    """The dream's objective: ``layers``' weighted terms, each pulled toward ``guide`` if given."""
     terms = dream_terms(model, layers)
     if guide is not None:
         guided_terms = []
@@ -188,8 +187,7 @@ def _objective(
             (name,) = names
             guided_terms.append((w, guided(name, guide_features(model, guide, name))))
         terms = guided_terms
-    total = sum(w * obj if w != 1.0 else obj for w, obj in terms)
-    return total, terms  # type: ignore[return-value]
+    return sum(w * obj if w != 1.0 else obj for w, obj in terms)  # type: ignore[return-value]
 
 
 # -- inputs -------------------------------------------------------------------------------
@@ -270,7 +268,7 @@ def dream(
     dev = fm.device
     photo = as_image(image, "image").to(dev)
     guide_t = as_image(guide, "guide").to(dev) if guide is not None else None
-    obj, _ = _objective(fm, layers, guide_t)
+    obj = _objective(fm, layers, guide_t)
     validate(fm, obj, fm.input_size)
     height, width = photo.shape[-2:]
     full_mask = load_mask(mask, (height, width)).to(dev) if mask is not None else None
