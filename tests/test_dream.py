@@ -77,6 +77,7 @@ def test_tiled_value_is_the_area_weighted_mean_of_tiles(tiny):
 
 def test_tiles_bound_what_the_network_sees(tiny):
     """Memory is bounded: whatever the image size, the network never sees more than a tile."""
+    tiny.layers()  # the layout probe runs at the model's own input size, once
     seen: list[tuple[int, int]] = []
     hook = tiny.net.conv1.register_forward_hook(lambda m, args, out: seen.append(tuple(args[0].shape[-2:])))
     try:

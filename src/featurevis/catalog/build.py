@@ -153,7 +153,7 @@ def catalog_layers(model: FeatureModel, layers: str | Sequence[str], size: int) 
             chosen = [
                 i.name
                 for i in infos
-                if len(i.shape) == 3 and i.shape[1] * i.shape[2] > 1 and i.kind != "Identity" and i.name.count(".") <= 1
+                if i.spatial and i.shape[1] * i.shape[2] > 1 and i.kind != "Identity" and i.name.count(".") <= 1
             ]
             # keep only the outermost modules: a block, not also its children
             names = [n for n in chosen if not any(n != o and n.startswith(o + ".") for o in chosen)]

@@ -18,13 +18,15 @@ def run(args: argparse.Namespace) -> int:
 
     model = load_model(args.model, weights=args.weights)
     infos = model.layers(args.size)  # a bad --size fails before anything is printed
-    print(f"{model.name} at {args.size or model.input_size} px; TARGET = LAYER, LAYER:CHANNEL or class:N")
-    print(f"{'layer':<32} {'type':<16} output (C, H, W)")
+    size = args.size or model.input_size
+    fixed = f"; the network takes {model.fixed_size[0]} px, other sizes are resized" if model.fixed_size else ""
+    print(f"{model.name} at {size} px{fixed}; TARGET = LAYER, LAYER:CHANNEL or class:N")
+    print(f"{'layer':<32} {'type':<16} {'channels, map':<18} layout")
     for info in infos:
-        if not args.all and info.name.count(".") > 1:
+        if not args.all and info.name.count(".") > 1 and info.name != model.default_layer:
             continue
         reused = f"  (runs {info.calls}x; first call is captured)" if info.calls > 1 else ""
-        print(f"{info.name:<32} {info.kind:<16} {info.shape}{reused}")
+        print(f"{info.name:<32} {info.kind:<16} {info.shape!s:<18} {info.describe()}{reused}")
     n = len(model.labels) if model.labels else "?"
     print(f"{'logits':<32} {'output':<16} ({n},)")
     return 0

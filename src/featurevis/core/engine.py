@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from . import transforms as T
 from .errors import FeaturevisError
 from .images import make_grid, save_image
-from .model import INPUT, FeatureModel
+from .model import INPUT, LOGITS, FeatureModel
 from .objectives import Objective
 from .params import Parameterization
 from .results import Result
@@ -76,7 +76,17 @@ def validate(model: FeatureModel, objective: Objective, size: int) -> None:
     """Check every layer and channel the objective reads, with a clear message."""
     for layer, ch in objective.checks:
         model.check_layer(layer)
-        if ch is None or layer == INPUT:
+        if layer in (INPUT, LOGITS):
+            if ch is None or layer == INPUT:
+                continue
+        else:
+            layout = model.layout(layer)  # a layer whose axes cannot be told apart fails here
+            if not layout.readable:
+                raise FeaturevisError(
+                    f"layer {layer!r} holds attention weights (heads x tokens x tokens), not channels; "
+                    "visualize a head's output with ATTENTION_MODULE:head=H"
+                )
+        if ch is None:
             continue
         shape = model.layer_shape(layer, size)
         n = shape[0] if shape else 0

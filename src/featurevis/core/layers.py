@@ -21,7 +21,7 @@ def depth_layers(model: FeatureModel, n: int = DEPTH_LAYERS) -> list[str]:
     infos = [
         i
         for i in model.layers(min(model.input_size, 128))
-        if i.name.count(".") <= 1 and len(i.shape) == 3 and i.kind not in ("Identity", "Dropout")
+        if i.name.count(".") <= 1 and i.spatial and i.kind not in ("Identity", "Dropout")
     ]
     if not infos:
         raise FeaturevisError(f"model {model.name} has no convolutional layers to invert")

@@ -7,16 +7,29 @@ an objective reads has been seen, so no work is spent on layers nobody reads.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from . import layouts as L
 from .errors import FeaturevisError, unknown
+from .layouts import Layout
 
 #: Pseudo-layer names every model has: the [0, 1] input image and the network's output.
 INPUT, LOGITS = "input", "logits"
+#: ``LAYER#prefix``: a token layer's prefix tokens (class, distillation, registers) as ``(B, P, D)``;
+#: ``LAYER#input``: what the module receives rather than what it returns (an attention
+#: projection's input holds the heads side by side).
+PREFIX, INPUT_OF = "#prefix", "#input"
+
+
+def split_view(name: str) -> tuple[str, str]:
+    """``"blocks.6#prefix"`` -> ``("blocks.6", "#prefix")``; a plain name has the view ``""``."""
+    base, sep, view = name.partition("#")
+    return base, sep + view
 
 
 class _Stop(Exception):
@@ -27,13 +40,32 @@ class _Stop(Exception):
 class LayerInfo:
     name: str
     kind: str
-    shape: tuple[int, ...]  # output shape without the batch dimension
+    shape: tuple[int, ...]  # what objectives read, without the batch dimension: (C, H, W) for maps and tokens
     calls: int  # how often the module runs per forward (a reused module captures its first call)
+    layout: Layout | None = None  # None: the axes could not be told apart (objectives refuse the layer)
+    raw: tuple[int, ...] = ()  # the module's own output shape, without the batch dimension
+
+    @property
+    def spatial(self) -> bool:
+        """A map of channels over positions (CNN maps and transformer patch grids alike)."""
+        return self.layout is not None and self.layout.readable and len(self.shape) == 3
+
+    def describe(self) -> str:
+        if self.layout is None:
+            return "? (layout unknown: see layouts=)"
+        return self.layout.describe(self.shape)
 
 
 def _first_tensor(out: object) -> torch.Tensor | None:
+    """The tensor a module's output stands for: itself, the first of a tuple, a Hugging Face
+    output's ``logits`` / ``last_hidden_state`` or its first tensor."""
     if isinstance(out, torch.Tensor):
         return out
+    if isinstance(out, Mapping):
+        for key in ("logits", "last_hidden_state", "image_embeds"):
+            if isinstance(out.get(key), torch.Tensor):
+                return out[key]
+        out = list(out.values())
     if isinstance(out, (tuple, list)):
         for o in out:
             if isinstance(o, torch.Tensor):
@@ -60,6 +92,11 @@ class FeatureModel(nn.Module):
         channels_last: run the network in NHWC memory layout. oneDNN (CPU) and cuDNN convolutions
             are faster in it (lite0 forward+backward: 1.4-1.8x on this 2-core CPU); values are the
             same up to float rounding.
+        layouts: what the axes of some layers mean, by name or glob: a :class:`~.layouts.Layout`
+            or a code (``"BCHW"``, ``"BHWC"``, ``"BND"``, ``"NBD"``, ``"BHNN"``). Needed only
+            where :func:`~.layouts.infer` cannot tell from the model and its shapes.
+        text_encoder: for CLIP-style models, texts -> L2-normalized embeddings ``(n, E)`` in the
+            space of the network's output (``text:"..."`` targets).
     """
 
     def __init__(
@@ -74,6 +111,8 @@ class FeatureModel(nn.Module):
         name: str | None = None,
         channels_last: bool = True,
         default_layer: str | None = None,
+        layouts: Mapping[str, Layout | str] | None = None,
+        text_encoder: Callable[[Sequence[str]], torch.Tensor] | None = None,
     ):
         super().__init__()
         self.net = net.eval().requires_grad_(False)
@@ -92,9 +131,16 @@ class FeatureModel(nn.Module):
         self.labels = list(labels) if labels is not None else None
         self.name = name or type(net).__name__
         self.default_layer = default_layer
+        self.text_encoder = text_encoder
+        self.tokens = L.token_info(net)
+        self.layout_overrides = dict(layouts or {})
+        for spec in self.layout_overrides.values():
+            L.as_layout(spec, self.tokens)  # a bad override fails here, not at the first render
         self._modules_by_name = {n: m for n, m in net.named_modules() if n}
         self._layer_cache: dict[tuple[int, int], list[LayerInfo]] = {}
         self._output_shape: dict[tuple[int, int], tuple[int, ...]] = {}
+        self._raw: dict[tuple[int, int], dict[str, tuple[int, ...]]] = {}  # capture -> probe shape
+        self._layouts: dict[str, Layout | None] = {}
 
     # -- preprocessing ---------------------------------------------------------------------
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
@@ -118,55 +164,157 @@ class FeatureModel(nn.Module):
         return list(self._modules_by_name)
 
     def check_layer(self, layer: str) -> str:
-        if layer in (INPUT, LOGITS) or layer in self._modules_by_name:
+        base, view = split_view(layer)
+        if view not in ("", PREFIX, INPUT_OF):
+            raise FeaturevisError(f"unknown view {view!r} of layer {base!r}: use {PREFIX} or {INPUT_OF}")
+        if layer in (INPUT, LOGITS) or base in self._modules_by_name:
             return layer
-        raise unknown("layer", layer, [*self._modules_by_name, LOGITS])
+        raise unknown("layer", base, [*self._modules_by_name, LOGITS])
+
+    def layout(self, layer: str) -> Layout:
+        """The layout of a layer (or ``LAYER#input``), inferred once; one clear error if unknown."""
+        self.check_layer(layer)
+        base, view = split_view(layer)
+        capture = base + (INPUT_OF if view == INPUT_OF else "")
+        if capture not in self._layouts:
+            self.layers(self.input_size)
+            if capture not in self._layouts:
+                raise FeaturevisError(f"layer {capture!r} does not run in the forward pass")
+        found = self._layouts[capture]
+        if found is None:
+            raw = self._raw[(self.input_size, self.input_size)][capture]
+            raise L.unreadable(capture, raw)
+        if view == PREFIX and not (found.tokens and found.prefix):
+            raise FeaturevisError(f"layer {base!r} has no class or other prefix token ({found.describe(())})")
+        return found
 
     def layers(self, size: int | None = None) -> list[LayerInfo]:
-        """Every named module in execution order with its output shape at ``size`` px."""
+        """Every named module in execution order with its shape objectives read at ``size`` px."""
         size = size or self.input_size
         key = (size, size)
         if key not in self._layer_cache:
-            order: dict[str, LayerInfo] = {}
-            hooks = []
-
-            def make_hook(name: str):
-                def hook(mod: nn.Module, args: object, out: object) -> None:
-                    t = _first_tensor(out)
-                    if name in order:
-                        info = order[name]
-                        order[name] = LayerInfo(info.name, info.kind, info.shape, info.calls + 1)
-                    else:
-                        shape = tuple(t.shape[1:]) if t is not None else ()
-                        order[name] = LayerInfo(name, type(mod).__name__, shape, 1)
-
-                return hook
-
-            for name, mod in self._modules_by_name.items():
-                hooks.append(mod.register_forward_hook(make_hook(name)))
-            try:
-                with torch.no_grad():
-                    out = _first_tensor(self._run(torch.zeros(1, 3, size, size, device=self.device)))
-                self._output_shape[key] = tuple(out.shape[1:]) if out is not None else ()
-            finally:
-                for h in hooks:
-                    h.remove()
-            self._layer_cache[key] = list(order.values())
+            kinds, calls = self._probe(size)
+            self._resolve_layouts(key)
+            raw, net_size = self._raw[key], self._net_size(key)
+            self._layer_cache[key] = [
+                LayerInfo(
+                    name,
+                    kind,
+                    self._canonical_shape(name, raw[name], self._layouts[name], net_size),
+                    calls[name],
+                    self._layouts[name],
+                    tuple(raw[name][1:]),
+                )
+                for name, kind in kinds.items()
+            ]
         return self._layer_cache[key]
 
+    def _probe(self, size: int) -> tuple[dict[str, str], dict[str, int]]:
+        """One pass of a blank batch at ``size`` px recording every module's input and output
+        shape (``self._raw``), type and number of calls, and the network's output shape."""
+        kinds: dict[str, str] = {}
+        raw: dict[str, tuple[int, ...]] = {}
+        calls: dict[str, int] = {}
+        hooks = []
+
+        def make_hook(name: str):
+            def hook(mod: nn.Module, args: object, out: object) -> None:
+                calls[name] = calls.get(name, 0) + 1
+                if name in kinds:
+                    return
+                kinds[name] = type(mod).__name__
+                t, i = _first_tensor(out), _first_tensor(args)
+                raw[name] = tuple(t.shape) if t is not None else ()
+                if i is not None:
+                    raw[name + INPUT_OF] = tuple(i.shape)
+
+            return hook
+
+        for name, mod in self._modules_by_name.items():
+            hooks.append(mod.register_forward_hook(make_hook(name)))
+        try:
+            with torch.no_grad():
+                out = _first_tensor(self._run(torch.zeros(L.PROBE_BATCH, 3, size, size, device=self.device)))
+        finally:
+            for h in hooks:
+                h.remove()
+        self._output_shape[(size, size)] = tuple(out.shape[1:]) if out is not None else ()
+        self._raw[(size, size)] = raw
+        return kinds, calls
+
+    def _resolve_layouts(self, key: tuple[int, int]) -> None:
+        """Give every capture seen at ``key`` a layout: the user's, else inferred; a map whose
+        axes are all the same length is settled by a second probe at twice the size, where only
+        the spatial axes grow."""
+        raw = self._raw[key]
+        todo = [c for c in raw if c not in self._layouts]
+        for c in todo:
+            self._layouts[c] = L.override(c, self.layout_overrides, self.tokens) or L.infer(
+                raw[c], self.tokens, self._net_size(key)
+            )
+        unsure = [c for c in todo if self._layouts[c] is None and len(raw[c]) == 4]
+        if unsure and self.fixed_size is None:
+            bigger = 2 * key[0]
+            self._probe(bigger)
+            for c in unsure:
+                self._layouts[c] = L.from_two_sizes(raw[c], self._raw[(bigger, bigger)].get(c, ()))
+
+    def _canonical_shape(
+        self, capture: str, raw: tuple[int, ...], layout: Layout | None, size: tuple[int, int]
+    ) -> tuple[int, ...]:
+        """The per-image shape objectives read, worked out on a meta tensor (no memory, no work)."""
+        if layout is None or not raw:
+            return tuple(raw[1:])
+        grid, _ = L.canonical(torch.empty(raw, device="meta"), layout, capture, size)
+        return tuple(grid.shape[1:])
+
     def layer_shape(self, layer: str, size: int | None = None) -> tuple[int, ...]:
-        """Output shape (no batch dim) of ``layer`` at ``size`` px; clear error if unknown."""
+        """The shape objectives read (no batch dim) of ``layer`` at ``size`` px: ``(C, H, W)`` for
+        maps and patch grids, ``(D, P)`` for ``LAYER#prefix``; a clear error if unknown."""
         self.check_layer(layer)
         size = size or self.input_size
         if layer == INPUT:
             return (3, size, size)
-        infos = self.layers(size)  # one probe pass per size, cached, also records the output shape
+        self.layers(size)  # one probe pass per size, cached, also records the output shape
         if layer == LOGITS:
             return self._output_shape[(size, size)]
-        for info in infos:
-            if info.name == layer:
-                return info.shape
-        raise FeaturevisError(f"layer {layer!r} does not run in the forward pass")
+        base, view = split_view(layer)
+        capture = base + (INPUT_OF if view == INPUT_OF else "")
+        raw = self._raw[(size, size)].get(capture)
+        if raw is None:
+            raise FeaturevisError(f"layer {capture!r} does not run in the forward pass")
+        layout = self.layout(layer)
+        if view == PREFIX:
+            return (raw[-1], layout.prefix)
+        return self._canonical_shape(capture, raw, layout, self._net_size((size, size)))
+
+    def attention_heads(self, layer: str) -> tuple[str, int, tuple[torch.Tensor, torch.Tensor] | None]:
+        """Where the per-head outputs of attention module ``layer`` can be read: (capture name,
+        number of heads, unmixing matrix and bias or ``None``).
+
+        timm's ``Attention`` feeds the heads side by side to its ``proj`` layer, so they are that
+        layer's input. ``nn.MultiheadAttention`` (open_clip) applies its output projection inside
+        one fused call; its heads are recovered by inverting that (square) projection.
+        """
+        base = self.check_layer(layer)
+        mod = self._modules_by_name.get(base)
+        proj = getattr(mod, "proj", None)
+        if isinstance(mod, nn.MultiheadAttention):
+            w, b = mod.out_proj.weight.detach(), mod.out_proj.bias
+            b = b.detach() if b is not None else torch.zeros(w.shape[0], device=w.device)
+            try:
+                m = torch.linalg.inv(w.double()).float()
+            except RuntimeError:
+                raise FeaturevisError(
+                    f"the output projection of {base!r} is singular; its heads cannot be separated"
+                ) from None
+            return base, mod.num_heads, (m, b)
+        if mod is not None and isinstance(getattr(mod, "num_heads", None), int) and isinstance(proj, nn.Linear):
+            return f"{base}.proj{INPUT_OF}", mod.num_heads, None
+        raise FeaturevisError(
+            f"layer {base!r} ({type(mod).__name__ if mod is not None else base}) is not an attention module "
+            "with heads; head=H works on e.g. blocks.6.attn (timm) or transformer.resblocks.6.attn (open_clip)"
+        )
 
     # -- capture ---------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, layers: Iterable[str] = (LOGITS,)) -> dict[str, torch.Tensor]:
@@ -183,20 +331,45 @@ class FeatureModel(nn.Module):
         need_logits = LOGITS in wanted
         if not hooked and not need_logits:
             return acts
+        # capture -> the names it fills: "X" and "X#prefix" share the output of X
+        captures: dict[str, list[str]] = {}
+        for name in hooked:
+            base, view = split_view(name)
+            captures.setdefault(base + (INPUT_OF if view == INPUT_OF else ""), []).append(name)
+        layouts = {c: self.layout(c) for c in captures}
+        size = self._net_size(x.shape[-2:])
         hooks = []
 
-        def make_hook(name: str):
+        def store(capture: str, t: torch.Tensor | None) -> None:
+            if capture in acts or t is None:
+                return
+            grid, prefix = L.canonical(t, layouts[capture], capture, size)
+            for name in captures[capture]:
+                acts[name] = prefix if split_view(name)[1] == PREFIX else grid
+            acts[capture] = grid
+            if not need_logits and hooked.issubset(acts):
+                raise _Stop
+
+        def make_hook(capture: str):
+            if capture.endswith(INPUT_OF):
+
+                def pre_hook(mod: nn.Module, args: object) -> None:
+                    store(capture, _first_tensor(args))
+
+                return pre_hook
+
             def hook(mod: nn.Module, args: object, out: object) -> None:
-                if name in acts:
-                    return
-                acts[name] = _first_tensor(out)
-                if not need_logits and hooked.issubset(acts):
-                    raise _Stop
+                store(capture, _first_tensor(out))
 
             return hook
 
-        for name in hooked:
-            hooks.append(self._modules_by_name[name].register_forward_hook(make_hook(name)))
+        for capture in captures:
+            base = split_view(capture)[0]
+            mod = self._modules_by_name[base]
+            if capture.endswith(INPUT_OF):
+                hooks.append(mod.register_forward_pre_hook(make_hook(capture)))
+            else:
+                hooks.append(mod.register_forward_hook(make_hook(capture)))
         try:
             out = self._run(x)
             if need_logits:
@@ -209,10 +382,25 @@ class FeatureModel(nn.Module):
         missing = wanted - set(acts)
         if missing:
             raise FeaturevisError(f"layer(s) {sorted(missing)} did not run in the forward pass")
-        return acts
+        return {name: acts[name] for name in wanted}
+
+    @property
+    def fixed_size(self) -> tuple[int, int] | None:
+        """The one input size the network accepts (a ViT with a fixed position embedding), else None."""
+        return self.tokens.fixed if self.tokens is not None else None
+
+    def _net_size(self, hw: tuple[int, int]) -> tuple[int, int]:
+        return self.fixed_size or tuple(hw)
 
     def _run(self, x: torch.Tensor) -> object:
-        """The network on [0, 1] images; an input too small for its pooling is a user error."""
+        """The network on [0, 1] images; an input too small for its pooling is a user error.
+
+        A fixed-size network sees the image resized to its size, so transforms that rescale and
+        photos of any size still work (the patch grid is then always the same)."""
+        fixed = self.fixed_size
+        if fixed is not None and tuple(x.shape[-2:]) != fixed:
+            shrink = x.shape[-2] > fixed[0] or x.shape[-1] > fixed[1]
+            x = F.interpolate(x, size=fixed, mode="bilinear", align_corners=False, antialias=shrink)
         try:
             return self.net(self.normalize(x))
         except RuntimeError as e:

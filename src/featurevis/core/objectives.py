@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .model import INPUT, LOGITS
+from .model import INPUT, LOGITS, PREFIX
 
 Acts = dict[str, torch.Tensor]
 
@@ -151,8 +151,16 @@ def layer(name: str, batch: int | None = None) -> Objective:
 deepdream = layer
 
 
-def direction(name: str, vec: torch.Tensor | Sequence[float], batch: int | None = None) -> Objective:
-    """Mean projection of the layer's activation vectors on a direction in channel space."""
+def direction(
+    name: str, vec: torch.Tensor | Sequence[float], batch: int | None = None, cossim_pow: float = 0.0
+) -> Objective:
+    """Mean projection of the layer's activation vectors on a direction in channel space.
+
+    With ``cossim_pow`` = p > 0 each position's projection is weighted by its cosine to the
+    direction (clipped at 0.1) to the power p, as in Lucid's ``direction_neuron_cossim``: the
+    plain dot product is also raised by making every channel large, the weighted one rewards
+    pointing *along* the direction.
+    """
     v = torch.as_tensor(vec, dtype=torch.float32).flatten()
     v = v / v.norm().clamp_min(1e-12)
 
@@ -161,9 +169,71 @@ def direction(name: str, vec: torch.Tensor | Sequence[float], batch: int | None 
         if t.shape[1] != v.numel():
             raise ValueError(f"direction has {v.numel()} entries but {name} has {t.shape[1]} channels")
         shape = (1, -1) + (1,) * (t.dim() - 2)
-        return _at(_spatial_mean((t * v.to(t).view(shape)).sum(1)), batch)
+        dot = (t * v.to(t).view(shape)).sum(1)
+        if cossim_pow:
+            cos = dot / t.norm(dim=1).clamp_min(1e-6)
+            dot = dot * cos.clamp_min(0.1) ** cossim_pow
+        return _at(_spatial_mean(dot), batch)
 
-    return Objective(fn, frozenset({name}), f"{name}:direction{_suffix(batch)}", ((name, v.numel() - 1),))
+    tag = f"direction^{cossim_pow:g}" if cossim_pow else "direction"
+    return Objective(fn, frozenset({name}), f"{name}:{tag}{_suffix(batch)}", ((name, v.numel() - 1),))
+
+
+def cosine(
+    name: str, vec: torch.Tensor | Sequence[float], label: str = "cosine", batch: int | None = None
+) -> Objective:
+    """Cosine similarity between the layer's vector (averaged over positions, if it has any) and
+    ``vec``: CLIP's image-text score when ``name`` is the image embedding."""
+    v = torch.as_tensor(vec, dtype=torch.float32).flatten()
+    v = v / v.norm().clamp_min(1e-12)
+
+    def fn(a: Acts) -> torch.Tensor:
+        t = a[name]
+        e = t.flatten(2).mean(2) if t.dim() > 2 else t
+        if e.shape[1] != v.numel():
+            raise ValueError(f"{label} has {v.numel()} entries but {name} has {e.shape[1]}")
+        return _at(F.normalize(e, dim=1) @ v.to(e), batch)
+
+    return Objective(fn, frozenset({name}), f"{label}{_suffix(batch)}", ((name, v.numel() - 1),))
+
+
+def class_token(layer: str, feature: int, batch: int | None = None) -> Objective:
+    """Feature ``feature`` of a transformer layer's class token (its first prefix token)."""
+    key = layer + PREFIX
+    return Objective(
+        lambda a: _at(a[key][:, 0, feature], batch),
+        frozenset({key}),
+        f"{layer}:{feature}@cls{_suffix(batch)}",
+        ((key, feature),),
+    )
+
+
+def head(
+    capture: str,
+    index: int,
+    num_heads: int,
+    *,
+    unmix: tuple[torch.Tensor, torch.Tensor] | None = None,
+    label: str | None = None,
+    batch: int | None = None,
+) -> Objective:
+    """Mean squared output of attention head ``index``, averaged over the patch tokens.
+
+    ``capture`` holds the heads' outputs side by side in its channels (the input of timm's
+    attention projection). ``unmix`` = (M, b) recovers them from a module that only returns the
+    projected sum (``nn.MultiheadAttention``): heads = M @ (out - b).
+    """
+
+    def fn(a: Acts) -> torch.Tensor:
+        t = a[capture]
+        if unmix is not None:
+            m, b = unmix
+            t = torch.einsum("ij,bj...->bi...", m.to(t), t - b.to(t).view((1, -1) + (1,) * (t.dim() - 2)))
+        d = t.shape[1] // num_heads
+        return _at(t[:, index * d : (index + 1) * d].pow(2).flatten(1).mean(1), batch)
+
+    name = label or f"{capture}:head={index}"
+    return Objective(fn, frozenset({capture}), f"{name}{_suffix(batch)}", ((capture, None),))
 
 
 def random_direction(name: str, num_channels: int, seed: int = 0, batch: int | None = None) -> Objective:

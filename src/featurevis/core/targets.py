@@ -6,6 +6,11 @@ _blocks.8             the whole layer (DeepDream objective)
 _blocks.8:random=7    a random direction in channel space (seed 7)
 class:285             class logit, by index ...
 class:"Egyptian cat"  ... or by name
+blocks.6.mlp.fc1:100       transformer feature 100, averaged over the patch tokens (prefix excluded)
+blocks.6.mlp.fc1:100@3,4   ... at patch x=3, y=4
+blocks.6.mlp.fc1:100@cls   ... of the class token
+blocks.6.attn:head=3       attention head 3's output
+text:"a photo of a dog"    CLIP: cosine between the image and the text embedding
 -_blocks.8:12         negative (minimizing) image
 0.5*_blocks.8:12+class:285   weighted sums with "+"
 """
@@ -16,7 +21,7 @@ import re
 
 from . import objectives as O
 from .errors import FeaturevisError
-from .model import FeatureModel
+from .model import LOGITS, PREFIX, FeatureModel
 
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _TERM = re.compile(rf"^\s*(?P<sign>-)?\s*(?:(?P<w>{_NUM})\s*\*\s*)?(?P<body>.+?)\s*$")
@@ -46,12 +51,33 @@ def _int(text: str, what: str, target: str) -> int:
         raise FeaturevisError(f"malformed target {target!r}: {what} {text!r} is not an integer") from None
 
 
+def _text(model: FeatureModel, text: str, target: str) -> O.Objective:
+    if not text:
+        raise FeaturevisError(f'malformed target {target!r}: give the text, e.g. text:"a photo of a dog"')
+    if model.text_encoder is None:
+        raise FeaturevisError(
+            f"{model.name} has no text encoder: text: targets need a CLIP model, e.g. -m clip:ViT-B-32"
+        )
+    vec = model.text_encoder([text])[0].detach().float().cpu()
+    return O.cosine(LOGITS, vec, label=f"text:{text!r}")
+
+
+def _head(model: FeatureModel, layer: str, rest: str, target: str) -> O.Objective:
+    index = _int(rest.partition("=")[2].strip(), "head", target)
+    capture, heads, unmix = model.attention_heads(layer)
+    if not 0 <= index < heads:
+        raise FeaturevisError(f"head {index} out of range: {layer} has heads 0..{heads - 1}")
+    return O.head(capture, index, heads, unmix=unmix, label=f"{layer}:head={index}")
+
+
 def _parse_body(model: FeatureModel, body: str, target: str) -> O.Objective:
     if body.startswith("class:"):
         name = body[len("class:") :].strip().strip("\"'")
         if not name:
             raise FeaturevisError(f"malformed target {target!r}: class: needs an index or a name")
         return O.class_logit(model.class_index(name))
+    if body.startswith("text:"):
+        return _text(model, body[len("text:") :].strip().strip("\"'"), target)
     layer, _, rest = body.partition(":")
     layer = model.check_layer(layer.strip())
     if not rest:
@@ -61,13 +87,20 @@ def _parse_body(model: FeatureModel, body: str, target: str) -> O.Objective:
         seed = _int(rest.partition("=")[2] or "0", "seed", target)
         shape = model.layer_shape(layer)
         return O.random_direction(layer, shape[0], seed=seed)
+    if rest.startswith("head"):
+        return _head(model, layer, rest, target)
     ch_text, at, pos = rest.partition("@")
     ch = _int(ch_text, "channel", target)
     if not at:
         return O.channel(layer, ch)
+    if pos.strip().lower() == "cls":
+        model.layout(layer + PREFIX)  # a layer without a class token says so here
+        return O.class_token(layer, ch)
     xy = pos.split(",")
     if len(xy) != 2:
-        raise FeaturevisError(f"malformed target {target!r}: neuron position must be @X,Y")
+        raise FeaturevisError(
+            f"malformed target {target!r}: neuron position must be @X,Y (or @cls on a transformer layer)"
+        )
     return O.neuron(layer, ch, _int(xy[0], "x", target), _int(xy[1], "y", target))
 
 

@@ -58,7 +58,7 @@ def jitter_colors(x: torch.Tensor, g: torch.Generator, amount: float = 0.2) -> t
 
 def default_feature_layer(model: FeatureModel, size: int) -> str:
     """A top-level spatial layer about halfway through the network: parts, not pixels."""
-    spatial = [i.name for i in model.layers(size) if len(i.shape) == 3 and i.name.count(".") <= 1]
+    spatial = [i.name for i in model.layers(size) if i.spatial and i.name.count(".") <= 1]
     if not spatial:
         raise FeaturevisError("give --feature-layer: the model has no spatial layers to compare images in")
     return spatial[len(spatial) // 2]

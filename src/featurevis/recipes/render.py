@@ -27,7 +27,7 @@ def _diversity_layer(model: FeatureModel, objective: Objective, size: int) -> st
     The objective's own spatial layer when it has one; a class logit has no spatial map, so
     then a layer ~60 % deep (style and parts, not pixels) among the model's top-level ones.
     """
-    spatial = [info.name for info in model.layers(size) if len(info.shape) == 3]
+    spatial = [info.name for info in model.layers(size) if info.spatial]
     own = sorted(set(spatial) & objective.layers)
     if own:
         return own[0]
