@@ -207,7 +207,7 @@ def canonical(
         h = w = round(patches**0.5)
     if h * w != patches or patches <= 0:
         raise FeaturevisError(
-            f"layer {name!r} has {n} tokens, which is not {layout.prefix} prefix tokens + an "
+            f"layer {name!r} has {n} tokens, which is not {layout.prefix} prefix tokens + a "
             f"{'x'.join(map(str, layout.grid)) if layout.grid else 'square'} patch grid; "
             f"give its layout with FeatureModel(..., layouts={{{name!r}: Layout('BND', prefix=P, grid=(h, w))}})"
         )
