@@ -251,7 +251,7 @@ def render_objective(
         param,
         steps=s.steps,
         lr=s.lr,
-        transforms=T.standard(s.size),
+        transforms=T.resolve_transforms("auto", s.size, patch_model=model.tokens is not None),
         generator=g,
         progress=False,
         after_step=(lambda _p: on_step()) if on_step else None,

@@ -41,7 +41,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--param", choices=list(PARAMETERIZATIONS), default="fourier", help="parameterization")
     p.add_argument("--save-size", type=positive_int, help="cppn only: draw the result again at this side to save it")
     p.add_argument("--no-decorrelate", action="store_true", help="optimize RGB instead of decorrelated colour")
-    p.add_argument("--transforms", choices=list(TRANSFORMS), help="default standard")
+    p.add_argument(
+        "--transforms",
+        choices=["auto", *TRANSFORMS],
+        help="default auto: patch for a vision transformer, else standard",
+    )
     p.add_argument("--prior", choices=["dgn"], default=None, help="dgn: optimize a generator's code (DGN-AM)")
     p.add_argument("--generator", default=None, help="dgn: generator file (prior-train output or upconvGAN_fc6.pt)")
     p.add_argument("--bounds", default=None, help="dgn: per-unit upper code bounds (text or .pt file)")
@@ -87,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             param=args.param,
             decorrelate=not args.no_decorrelate,
-            transforms=args.transforms or "standard",
+            transforms=args.transforms or "auto",
             diversity=args.diversity,
             diversity_layer=args.diversity_layer,
             snapshots=args.snapshots,
@@ -133,7 +137,7 @@ def _render_dgn(args: argparse.Namespace, model, obj):
         restarts=args.restarts,
         init=init,
         size=args.size,
-        transforms=args.transforms or "standard",
+        transforms=args.transforms or "auto",
         **_schedule(args),
         seed=args.seed,
         progress=args.progress,

@@ -188,6 +188,28 @@ def standard(size: int | None = None) -> Compose:
     )
 
 
+def patch(size: int | None = None, patch_px: int = 16) -> Compose:
+    """The default for vision transformers: the standard set, with jitter that covers a whole
+    patch and no final rescale.
+
+    A patch model sees its image cut into a fixed grid, and an image optimized at one alignment
+    grows a ``patch_px`` checkerboard (``benchmarks/patch_artifacts.py``: 10x the periodic energy
+    of any jittered render). Shifts over every residue modulo the patch, plus the affine's
+    sub-pixel moves, remove it. A fixed-size transformer resizes its input to its own size,
+    which would undo the standard set's final random scale, so that resample is dropped.
+    """
+    k = (size or 224) / 224
+    return Compose(
+        [
+            Pad(max(patch_px, round(12 * k))),
+            Jitter(max(patch_px, round(8 * k))),
+            RandomAffine(scale=(0.8, 1.2), degrees=15.0, translate=0.03),
+            RandomResolution((0.4, 1.0), p=0.5),
+            Noise(0.03),
+        ]
+    )
+
+
 def none() -> Compose:
     return Compose([])
 
@@ -222,6 +244,7 @@ class RandomCrop:
 #: name -> factory(size) -> transforms, for ``transforms="..."`` in every recipe and the CLI.
 TRANSFORMS: dict[str, Callable[[int | None], Callable]] = {
     "standard": standard,
+    "patch": patch,
     "maco": maco,
     "none": lambda size=None: none(),
 }
@@ -232,11 +255,14 @@ def register(name: str, factory: Callable[[int | None], Callable]) -> None:
     TRANSFORMS[name] = factory
 
 
-def resolve_transforms(transforms: str | Callable | None, size: int) -> Callable:
-    """A registered name (``"standard"``, ``"maco"``: crops + noise, ``"none"``), ``None`` or a
-    callable ``(images, generator)``, as the transforms for ``size``-px renders."""
+def resolve_transforms(transforms: str | Callable | None, size: int, patch_model: bool = False) -> Callable:
+    """A registered name (``"standard"``, ``"patch"``, ``"maco"``: crops + noise, ``"none"``),
+    ``"auto"`` (``"patch"`` for a transformer with a patch grid, else ``"standard"``), ``None``
+    or a callable ``(images, generator)``, as the transforms for ``size``-px renders."""
     if transforms is None:
         return none()
+    if transforms == "auto":
+        transforms = "patch" if patch_model else "standard"
     if isinstance(transforms, str):
         if transforms not in TRANSFORMS:
             raise FeaturevisError(f"unknown transforms {transforms!r}: use {', '.join(map(repr, TRANSFORMS))}")

@@ -69,7 +69,7 @@ def dgn(
     init: Sequence[ImageLike] | ImageLike | torch.Tensor | None = None,
     encoder: tuple[FeatureModel, str] | None = None,
     size: int | None = None,
-    transforms: str | Callable | None = "standard",
+    transforms: str | Callable | None = "auto",
     schedule: str = "linear",
     seed: int = 0,
     device: str | torch.device | None = None,
@@ -83,8 +83,9 @@ def dgn(
         decay: per-step multiplier of the code (L2 prior); 1 turns it off.
         init: start images (encoded; see :func:`encode_images`) or codes; default noise.
         size: side the model sees (default: the generator's own output side).
-        transforms: ``"standard"`` (default: on lite0 its renders transfer to lite1/lite2
-            far better, ``benchmarks/RESULTS.md``), ``"none"`` (the paper's) or a callable.
+        transforms: ``"auto"`` (default: ``"standard"``, on lite0 its renders transfer to
+            lite1/lite2 far better, ``benchmarks/RESULTS.md``; ``"patch"`` for a vision
+            transformer), ``"none"`` (the paper's) or a callable.
     """
     if restarts < 1 or steps < 1:
         raise FeaturevisError("steps and restarts must be at least 1")
@@ -109,7 +110,7 @@ def dgn(
         side = p.size[0]
         if r == 0:
             validate(fm, obj, side)
-        tf = resolve_transforms(transforms, side)
+        tf = resolve_transforms(transforms, side, patch_model=fm.tokens is not None)
         step_size = float(lr * generator.code_range)
 
         def sgd(params, step_size=step_size):

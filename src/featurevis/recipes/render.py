@@ -48,7 +48,7 @@ def render(
     seed: int = 0,
     param: str | Parameterization = "fourier",
     decorrelate: bool = True,
-    transforms: str | Callable | None = "standard",
+    transforms: str | Callable | None = "auto",
     diversity: float = 0.0,
     diversity_layer: str | None = None,
     optimizer: Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer] | None = None,
@@ -68,8 +68,9 @@ def render(
         param: ``"fourier"`` (default), ``"pixel"``, ``"maco"``, ``"cppn"`` (a smooth pattern that
             ``result.save(path, size=1024)`` draws again at any size), or a
             :class:`Parameterization` instance.
-        transforms: ``"standard"``, ``"maco"`` (crops + noise), ``None``/``"none"``, or a
-            callable ``(images, generator)``.
+        transforms: ``"auto"`` (default: ``"patch"`` for a vision transformer, ``"standard"``
+            otherwise), ``"standard"``, ``"patch"``, ``"maco"`` (crops + noise),
+            ``None``/``"none"``, or a callable ``(images, generator)``.
         diversity: weight of a Gram-diversity term that pushes the batch's images apart.
         diversity_layer: where that term compares images (default: the objective's first
             spatial layer; for a class, a layer about 60 % of the way through the network).
@@ -90,7 +91,7 @@ def render(
     torch.manual_seed(seed)
     p = make_param(param, batch, size, decorrelate=decorrelate, generator=g) if isinstance(param, str) else param
     lr = p.default_lr if lr is None else lr
-    tf = resolve_transforms(transforms, size)
+    tf = resolve_transforms(transforms, size, patch_model=fm.tokens is not None)
     result = optimize(
         fm,
         obj,
