@@ -57,6 +57,8 @@ class FeatureModel(nn.Module):
         input_size: the side the network was trained at (default render size).
         labels: class names, index = logit position.
         default_layer: the layer recipes use when none is given (DeepDream's classic choice).
+        text_encoder: texts -> L2-normalized text embeddings ``(n, E)`` on the model's device, for a
+            network whose output is an embedding in the same space (CLIP's image tower).
         channels_last: run the network in NHWC memory layout. oneDNN (CPU) and cuDNN convolutions
             are faster in it (lite0 forward+backward: 1.4-1.8x on this 2-core CPU); values are the
             same up to float rounding.
@@ -74,6 +76,7 @@ class FeatureModel(nn.Module):
         name: str | None = None,
         channels_last: bool = True,
         default_layer: str | None = None,
+        text_encoder: Callable[[Sequence[str]], torch.Tensor] | None = None,
     ):
         super().__init__()
         self.net = net.eval().requires_grad_(False)
@@ -92,6 +95,7 @@ class FeatureModel(nn.Module):
         self.labels = list(labels) if labels is not None else None
         self.name = name or type(net).__name__
         self.default_layer = default_layer
+        self.text_encoder = text_encoder  # an nn.Module one moves with the model (.to(device))
         self._modules_by_name = {n: m for n, m in net.named_modules() if n}
         self._layer_cache: dict[tuple[int, int], list[LayerInfo]] = {}
         self._output_shape: dict[tuple[int, int], tuple[int, ...]] = {}
