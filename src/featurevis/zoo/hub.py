@@ -82,7 +82,8 @@ def hf_cache_dir() -> Path:
     try:
         from huggingface_hub import constants
     except ImportError:
-        return Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser() / "hub"
+        home = Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser()
+        return Path(os.environ.get("HF_HUB_CACHE") or home / "hub").expanduser()
     return Path(constants.HF_HUB_CACHE)
 
 
@@ -196,3 +197,33 @@ def preprocessing(net: nn.Module) -> dict:
     elif isinstance(size, Sequence) and size and all(isinstance(v, int) for v in size):
         out["input_size"] = int(size[-2] if len(size) >= 2 else size[0])  # (C,) H, W: the height
     return out
+
+
+# -- what is here ---------------------------------------------------------------------------
+_TIMM_FILES = ("model.safetensors", "pytorch_model.bin")
+_CLIP_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+
+
+def cached_models() -> list[str]:
+    """``timm:``/``clip:`` names whose weights are in the Hugging Face cache (read from its
+    folders: ``models--ORG--NAME/snapshots/REV/FILE``), for ``featurevis models``."""
+    root = hf_cache_dir()
+    found: dict[str, set[str]] = {}
+    for folder in sorted(root.glob("models--*--*")):
+        repo = folder.name.removeprefix("models--").replace("--", "/", 1)
+        files = {f.name for f in folder.glob("snapshots/*/*") if f.is_file()}
+        if files:
+            found[repo] = files
+    names = [
+        f"timm:{repo.split('/', 1)[1]}"
+        for repo, files in found.items()
+        if repo.startswith("timm/") and files & set(_TIMM_FILES)
+    ]
+    clip_repos = {repo for repo, files in found.items() if files & set(_CLIP_FILES)}
+    if clip_repos and installed("clip"):
+        from open_clip import pretrained
+
+        for arch, tag in pretrained.list_pretrained():
+            if pretrained.get_pretrained_cfg(arch, tag).get("hf_hub", "").rstrip("/") in clip_repos:
+                names.append(f"clip:{arch}:{tag}")
+    return names

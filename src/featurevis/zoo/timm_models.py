@@ -65,32 +65,46 @@ def _torch_hub_files(cfg) -> list[Path]:
 
 
 def _create(timm, name: str, arch: str, path: Path | None) -> nn.Module:
-    """The timm module, from ``path``'s tensors through timm's loader (None: random weights).
+    """The timm module with ``path``'s tensors (None: random weights).
 
-    Vision transformers are built with ``dynamic_img_size=True`` so they accept any input size
-    (their position embedding is resampled for other grids); at the trained size nothing changes.
+    A state dict in timm's own layout is loaded strictly as it is; any other layout (DINO's,
+    DeiT's, OpenAI's CLIP towers...) goes through timm's loader, which converts the formats it
+    knows exactly as ``pretrained=True`` would. Vision transformers are built with
+    ``dynamic_img_size=True`` so they accept any input size (the position embedding is resampled
+    for other grids; at the trained size nothing changes).
     """
-    extra: dict = {}
-    if path is not None:
-        sd = checkpoints.read_state_dict(path)
-        extra = {"pretrained": True, "pretrained_cfg_overlay": {"state_dict": sd}}
+    net = _build(timm, name, arch)
+    if path is None:
+        return net.eval()
+    sd = checkpoints.read_state_dict(path)
+    if set(sd) == set(net.state_dict()):
+        checkpoints.load_strict(net, sd, name, str(path))
+        return net.eval()
     try:
-        try:
-            net = timm.create_model(arch, dynamic_img_size=True, **extra)
-        except TypeError as e:
-            if "dynamic_img_size" not in str(e):
-                raise
-            net = timm.create_model(arch, **extra)
+        net = _build(timm, name, arch, pretrained=True, pretrained_cfg_overlay={"state_dict": sd})
     except (RuntimeError, KeyError, IndexError, ValueError, TypeError, AttributeError, AssertionError) as e:
-        if path is None:
-            raise FeaturevisError(f"cannot build {name}: {checkpoints.first_line(e)}") from None
+        checkpoints.load_strict(net, sd, name, str(path))  # names the keys that differ from timm's layout
         raise FeaturevisError(f"{path} is not a {name} checkpoint: {_misfit(e)}") from None
-    # timm keeps the config on the module; drop the state dict it carried so it is not held twice
+    # timm keeps its config on the module; drop the state dict it carried so it is not held twice
     for attr in ("pretrained_cfg", "default_cfg"):
         cfg = getattr(net, attr, None)
         if isinstance(cfg, dict):
             cfg.pop("state_dict", None)
     return net.eval()
+
+
+def _build(timm, name: str, arch: str, **kwargs) -> nn.Module:
+    try:
+        return timm.create_model(arch, dynamic_img_size=True, **kwargs)
+    except TypeError as e:
+        if "dynamic_img_size" not in str(e):
+            raise
+    if kwargs:
+        return timm.create_model(arch, **kwargs)
+    try:
+        return timm.create_model(arch)
+    except (RuntimeError, ValueError, TypeError, AssertionError) as e:
+        raise FeaturevisError(f"cannot build {name}: {checkpoints.first_line(e)}") from None
 
 
 def _misfit(e: BaseException) -> str:
