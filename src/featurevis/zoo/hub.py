@@ -78,13 +78,14 @@ def installed(prefix: str) -> str | None:
 
 # -- the Hugging Face hub cache --------------------------------------------------------------
 def hf_cache_dir() -> Path:
-    """Where huggingface_hub keeps downloads (``HF_HUB_CACHE``, ``HF_HOME``)."""
-    try:
-        from huggingface_hub import constants
-    except ImportError:
-        home = Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser()
-        return Path(os.environ.get("HF_HUB_CACHE") or home / "hub").expanduser()
-    return Path(constants.HF_HUB_CACHE)
+    """Where huggingface_hub keeps downloads: ``HF_HUB_CACHE``, else ``HF_HOME/hub``, else
+    ``XDG_CACHE_HOME/huggingface/hub`` (default ``~/.cache/huggingface/hub``); read at each call,
+    not when huggingface_hub was imported, so the variables can change in a running process."""
+    env = os.environ
+    if env.get("HF_HUB_CACHE"):
+        return Path(env["HF_HUB_CACHE"]).expanduser()
+    home = env.get("HF_HOME") or Path(env.get("XDG_CACHE_HOME") or "~/.cache") / "huggingface"
+    return Path(home).expanduser() / "hub"
 
 
 def hf_offline() -> bool:
@@ -112,7 +113,7 @@ class HubFile:
         except ImportError:
             return None
         for f in self.files:
-            found = try_to_load_from_cache(self.repo, f, revision=self.revision)
+            found = try_to_load_from_cache(self.repo, f, cache_dir=hf_cache_dir(), revision=self.revision)
             if isinstance(found, str) and Path(found).is_file():
                 return Path(found)
         return None
@@ -124,7 +125,7 @@ class HubFile:
 
         for f in self.files:
             try:
-                return Path(hf_hub_download(self.repo, f, revision=self.revision))
+                return Path(hf_hub_download(self.repo, f, revision=self.revision, cache_dir=hf_cache_dir()))
             except LocalEntryNotFoundError:
                 raise  # no connection: trying the other names would only repeat the wait
             except EntryNotFoundError:
