@@ -58,7 +58,7 @@ def load(name: str, weights: str | os.PathLike | None = None, *, download: bool 
                 force_quick_gelu=bool(cfg.get("quick_gelu")),
                 force_preprocess_cfg=cfg or None,
                 pretrained_image=False,
-                pretrained_text=False,
+                pretrained_hf=False,  # no base text weights from the hub (``pretrained_text`` since 3.0)
             )
     except (RuntimeError, ValueError, KeyError, OSError, ImportError, AssertionError) as e:
         raise FeaturevisError(f"cannot build {full}: {checkpoints.first_line(e)}") from None
