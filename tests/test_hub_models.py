@@ -136,6 +136,19 @@ def test_a_timm_checkpoint_loads_back_exactly(vit_tiny, ext):
     assert model.text_encoder is None
 
 
+def test_other_layouts_go_through_timms_converter(vit_tiny, tmp_path):
+    """An older timm layout (the patch embedding as a linear layer's matrix) loads as timm
+    converts it for ``pretrained=True``."""
+    net, _ = vit_tiny
+    sd = dict(net.state_dict())
+    sd["patch_embed.proj.weight"] = sd["patch_embed.proj.weight"].flatten(1)
+    model = fv.load_model("timm:vit_tiny_patch16_224", weights=save(sd, tmp_path / "old.pth"))
+    x = torch.rand(1, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x)["logits"], net(normalized(x, (0.5,) * 3, (0.5,) * 3)))
+    assert "state_dict" not in model.net.pretrained_cfg  # the checkpoint is not kept twice
+
+
 def test_deit_distilled_and_dino_keep_their_own_settings(timm, tmp_path):
     torch.manual_seed(0)
     deit = timm.create_model("deit_tiny_distilled_patch16_224").eval()

@@ -67,21 +67,26 @@ def _torch_hub_files(cfg) -> list[Path]:
 def _create(timm, name: str, arch: str, path: Path | None) -> nn.Module:
     """The timm module with ``path``'s tensors (None: random weights).
 
-    A state dict in timm's own layout is loaded strictly as it is; any other layout (DINO's,
-    DeiT's, OpenAI's CLIP towers...) goes through timm's loader, which converts the formats it
-    knows exactly as ``pretrained=True`` would. Vision transformers are built with
-    ``dynamic_img_size=True`` so they accept any input size (the position embedding is resampled
-    for other grids; at the trained size nothing changes).
+    A state dict in timm's own layout is loaded as it is; any other (older timm layouts, other
+    sizes of the position embedding, CLIP state dicts for timm's CLIP towers, DINOv2's...) goes
+    through timm's loader, which converts the formats it knows exactly as ``pretrained=True``
+    would; what it cannot convert is reported as the keys and shapes that differ from timm's.
+    Vision transformers are built with ``dynamic_img_size=True`` so they accept any input size
+    (the position embedding is resampled for other grids; at the trained size nothing changes).
     """
-    net = _build(timm, name, arch)
+    try:
+        net = _build(timm, arch)
+    except (RuntimeError, ValueError, TypeError, AssertionError) as e:
+        raise FeaturevisError(f"cannot build {name}: {checkpoints.first_line(e)}") from None
     if path is None:
         return net.eval()
     sd = checkpoints.read_state_dict(path)
-    if set(sd) == set(net.state_dict()):
-        checkpoints.load_strict(net, sd, name, str(path))
+    own = net.state_dict()
+    if set(sd) == set(own) and all(sd[k].shape == v.shape for k, v in own.items()):
+        net.load_state_dict(sd, strict=True)
         return net.eval()
     try:
-        net = _build(timm, name, arch, pretrained=True, pretrained_cfg_overlay={"state_dict": sd})
+        net = _build(timm, arch, pretrained=True, pretrained_cfg_overlay={"state_dict": sd})
     except (RuntimeError, KeyError, IndexError, ValueError, TypeError, AttributeError, AssertionError) as e:
         checkpoints.load_strict(net, sd, name, str(path))  # names the keys that differ from timm's layout
         raise FeaturevisError(f"{path} is not a {name} checkpoint: {_misfit(e)}") from None
@@ -93,18 +98,13 @@ def _create(timm, name: str, arch: str, path: Path | None) -> nn.Module:
     return net.eval()
 
 
-def _build(timm, name: str, arch: str, **kwargs) -> nn.Module:
+def _build(timm, arch: str, **kwargs) -> nn.Module:
     try:
         return timm.create_model(arch, dynamic_img_size=True, **kwargs)
-    except TypeError as e:
+    except TypeError as e:  # not a vision transformer
         if "dynamic_img_size" not in str(e):
             raise
-    if kwargs:
-        return timm.create_model(arch, **kwargs)
-    try:
-        return timm.create_model(arch)
-    except (RuntimeError, ValueError, TypeError, AssertionError) as e:
-        raise FeaturevisError(f"cannot build {name}: {checkpoints.first_line(e)}") from None
+    return timm.create_model(arch, **kwargs)
 
 
 def _misfit(e: BaseException) -> str:
