@@ -106,6 +106,14 @@ def test_the_core_imports_none_of_the_optional_libraries():
     assert r.stdout.strip() == "[]"
 
 
+def test_a_torchscript_archive_is_refused_in_one_line(tmp_path):
+    """OpenAI's original CLIP files are TorchScript: code, which weights_only loading never runs."""
+    f = tmp_path / "ViT-B-32.pt"
+    torch.jit.script(torch.nn.Linear(2, 2)).save(str(f))
+    with pytest.raises(FeaturevisError, match=r"^refusing to load .*ViT-B-32\.pt: it is a TorchScript archive"):
+        fv.load_model("vgg16", weights=f)
+
+
 # -- timm ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def timm():

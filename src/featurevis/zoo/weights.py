@@ -22,6 +22,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -111,6 +112,11 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise FeaturevisError(f"weights file not found: {p}")
     if p.suffix == ".safetensors":
         return _read_safetensors(p)
+    if _is_torchscript(p):
+        raise FeaturevisError(
+            f"refusing to load {p}: it is a TorchScript archive (code, not only tensors, like OpenAI's CLIP .pt "
+            "files); use the model's state dict (e.g. the .safetensors or .bin on the Hugging Face hub)"
+        )
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -134,6 +140,14 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if sd and all(k.startswith("module.") for k in sd):
         sd = {k[len("module.") :]: v for k, v in sd.items()}
     return sd
+
+
+def _is_torchscript(p: Path) -> bool:
+    """A ``torch.jit.save`` zip: it holds ``constants.pkl`` (a state dict saved by ``torch.save`` never does)."""
+    if not zipfile.is_zipfile(p):
+        return False
+    with zipfile.ZipFile(p) as z:
+        return any(n == "constants.pkl" or n.endswith("/constants.pkl") for n in z.namelist())
 
 
 def _read_safetensors(p: Path) -> dict[str, torch.Tensor]:
