@@ -106,6 +106,7 @@ def test_the_core_imports_none_of_the_optional_libraries():
     assert r.stdout.strip() == "[]"
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.script, needed to make such a file
 def test_a_torchscript_archive_is_refused_in_one_line(tmp_path):
     """OpenAI's original CLIP files are TorchScript: code, which weights_only loading never runs."""
     f = tmp_path / "ViT-B-32.pt"
