@@ -106,6 +106,17 @@ def test_the_core_imports_none_of_the_optional_libraries():
     assert r.stdout.strip() == "[]"
 
 
+def test_featurevis_models_tells_how_to_name_and_install_them(capsys):
+    from featurevis.cli import main
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for prefix, extra in (("timm:NAME", "timm"), ("clip:ARCH[:TAG]", "clip")):
+        line = next(ln for ln in out.splitlines() if ln.startswith(prefix))
+        assert "installed)" in line or f"pip install 'featurevis[{extra}]'" in line
+    assert f"Hugging Face cache {os.environ['HF_HUB_CACHE']}" in out and "In the cache: none" in out
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.script, needed to make such a file
 def test_a_torchscript_archive_is_refused_in_one_line(tmp_path):
     """OpenAI's original CLIP files are TorchScript: code, which weights_only loading never runs."""
