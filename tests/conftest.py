@@ -32,8 +32,8 @@ class Tiny(nn.Module):
 
 @pytest.fixture(autouse=True)
 def offline(monkeypatch, tmp_path_factory):
-    """No test touches the network or the user's torch hub cache: downloads fail as if offline
-    and TORCH_HOME points at an empty folder."""
+    """No test touches the network or the user's caches: downloads fail as if offline, TORCH_HOME
+    and the Hugging Face cache point at empty folders, and HF_HUB_OFFLINE is set."""
     import urllib.error
 
     from featurevis.zoo import checkpoints
@@ -43,6 +43,8 @@ def offline(monkeypatch, tmp_path_factory):
 
     monkeypatch.setattr(checkpoints, "fetch", no_network)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch_home")))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path_factory.mktemp("hf_hub_cache")))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ from ..core.model import FeatureModel
 from ..core.params import make_param
 from ..core.photos import named_folder, named_sample_photos
 from ..zoo import ALIASES, ZOO, as_model, load_model
+from ..zoo.hub import RANDOM, is_hub_name
 from .store import CatalogStore, ChannelRecord
 
 #: scikit-image's bundled photos, the dataset when no ``--images`` folder is given.
@@ -98,13 +99,13 @@ def validate_settings(s: CatalogSettings) -> None:
 
 # -- models by name or spec ----------------------------------------------------------------------
 def load_model_spec(spec: str, weights: str | os.PathLike | None = None) -> FeatureModel:
-    """A zoo name (``lite0``, with an optional checkpoint file ``weights``), or ``module:factory`` /
-    ``path/to/file.py:factory`` for your own model.
+    """A zoo name (``lite0``), ``timm:NAME`` or ``clip:ARCH[:TAG]`` (each with an optional
+    checkpoint file ``weights``), or ``module:factory`` / ``path/to/file.py:factory`` for your own model.
 
     Why a string: Ray workers and resumed builds rebuild the same model from it. The factory is
     called without arguments and returns a ``FeatureModel`` or any ``nn.Module``.
     """
-    if ALIASES.get(spec, spec) in ZOO or ":" not in spec:
+    if ALIASES.get(spec, spec) in ZOO or ":" not in spec or is_hub_name(spec):
         return load_model(spec, weights)
     if weights is not None:
         raise FeaturevisError("weights apply to zoo models; a factory loads its own")
@@ -478,8 +479,10 @@ def build_catalog(
     """Build (or resume) a catalog of ``model``'s channels in folder ``out``.
 
     Args:
-        model: a zoo name or ``module:factory`` / ``file.py:factory`` (see :func:`load_model_spec`).
-        weights: a zoo model's checkpoint file (default: the zoo's lookup: package, cache, download).
+        model: a zoo name, ``timm:NAME``, ``clip:ARCH[:TAG]`` or ``module:factory`` / ``file.py:factory``
+            (see :func:`load_model_spec`).
+        weights: a named model's checkpoint file (default: the zoo's lookup: package, cache, download),
+            or ``"random"`` for a timm/open_clip model's untrained weights.
         layers: ``"all"``, ``"a,b"`` or a list of layer names.
         images: a folder of dataset images (default: scikit-image's sample photos).
         batch: channels rendered together in one shard.
@@ -490,7 +493,8 @@ def build_catalog(
         interrupted build resumes where it stopped; channels already done are skipped.
     """
     model = normalize_spec(model)
-    weights = str(Path(weights).resolve()) if weights is not None else None
+    if weights is not None:
+        weights = RANDOM if str(weights) == RANDOM else str(Path(weights).resolve())
     fm = load_model_spec(model, weights)
     if ray is None:
         fm.to(resolve_device(device))

@@ -111,7 +111,10 @@ def int_list(text: str) -> list[int]:
 
 # -- the model ---------------------------------------------------------------------------
 def add_model(
-    p: argparse.ArgumentParser, *, positional: bool = False, what: str = "zoo model, see `featurevis models`"
+    p: argparse.ArgumentParser,
+    *,
+    positional: bool = False,
+    what: str = "zoo model, timm:NAME or clip:ARCH[:TAG]; see `featurevis models`",
 ) -> None:
     """``-m/--model MODEL`` (default: the zoo's default model) and ``--weights FILE``.
 
@@ -132,7 +135,8 @@ def add_model(
         "--weights",
         metavar="FILE",
         default=None,
-        help="checkpoint file for the model (default: packaged, torch hub cache, or download)",
+        help="checkpoint file for the model, .pth/.bin/.safetensors (default: packaged, torch hub or Hugging Face "
+        "cache, or download); random: untrained timm:/clip: weights",
     )
 
 

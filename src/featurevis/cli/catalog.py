@@ -10,7 +10,9 @@ from .args import add_common, add_model, add_output, add_size, add_steps, folder
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=["build"], help="build: render every channel of the chosen layers")
-    add_model(p, positional=True, what="zoo model, or module:factory / file.py:factory for your own")
+    add_model(
+        p, positional=True, what="zoo model, timm:NAME, clip:ARCH[:TAG], or module:factory / file.py:factory for yours"
+    )
     p.add_argument("--layers", default="all", help="comma-separated layer names, or all (default)")
     p.add_argument("--images", default=None, help="folder of dataset images (default: scikit-image samples)")
     add_output(

@@ -31,4 +31,28 @@ def run(args: argparse.Namespace) -> int:
         "XDG_CACHE_HOME) and downloaded there on first use (checksum-verified where one is published); "
         "--weights FILE uses a file of yours."
     )
+    _hub_models()
     return 0
+
+
+def _hub_models() -> None:
+    """The ``timm:``/``clip:`` names: how to spell them, whether their library is installed,
+    which weights the Hugging Face cache already holds."""
+    from ..zoo import hub
+
+    print("\nVision transformers, CLIP and more from optional libraries:")
+    for prefix, spell, what in (
+        ("timm", "timm:NAME", "any timm model, e.g. timm:vit_base_patch16_224, timm:vit_small_patch16_224.dino"),
+        ("clip", "clip:ARCH[:TAG]", "open_clip's image tower + text encoder, e.g. clip:ViT-B-32, clip:RN50:openai"),
+    ):
+        version = hub.installed(prefix)
+        dist, extra = hub.PREFIXES[prefix][1:3]
+        state = f"{dist} {version} installed" if version else f"not installed: pip install 'featurevis[{extra}]'"
+        print(f"{spell:<19} {what} ({state})")
+    cached = hub.cached_models()
+    print(
+        f"Their weights: --weights FILE (.pth/.bin/.safetensors in the library's format), else the Hugging Face "
+        f"cache {hub.hf_cache_dir()} (HF_HOME, HF_HUB_CACHE), else a download there (not with HF_HUB_OFFLINE=1); "
+        "--weights random for untrained ones."
+    )
+    print("In the cache: " + (", ".join(cached) if cached else "none"))

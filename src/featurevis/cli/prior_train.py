@@ -37,7 +37,7 @@ def _check_output(path: Path, args: argparse.Namespace) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_model(p, positional=True, what="zoo model whose layer the generator inverts")
+    add_model(p, positional=True, what="model whose layer the generator inverts (zoo, timm:NAME, clip:ARCH[:TAG])")
     p.add_argument("--layer", required=True, help="the code layer, e.g. _avg_pooling")
     p.add_argument("--images", default=None, help="folder of training photos (default: scikit-image samples)")
     add_steps(p, "total training steps (default %(default)s)", 300)

@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         lambda args: f"{Path(args.style).stem}-net.pt",
         lambda path, args: check_net_path(path),
     )
-    add_model(p, what="zoo model for the losses")
+    add_model(p, what="model for the losses (zoo, timm:NAME, clip:ARCH[:TAG])")
     p.add_argument("--minutes", type=positive_float, default=2.5, help="training time (default 2.5)")
     add_steps(p, "training steps (overrides --minutes)")
     add_size(p, "crop side in px (default %(default)s)", 128)

@@ -89,14 +89,15 @@ class FeatureModel(nn.Module):
         input_size: the side the network was trained at (default render size).
         labels: class names, index = logit position.
         default_layer: the layer recipes use when none is given (DeepDream's classic choice).
+        text_encoder: texts -> L2-normalized text embeddings ``(n, E)`` on the model's device, for a
+            network whose output is an embedding in the same space (CLIP's image tower;
+            ``text:"..."`` targets).
         channels_last: run the network in NHWC memory layout. oneDNN (CPU) and cuDNN convolutions
             are faster in it (lite0 forward+backward: 1.4-1.8x on this 2-core CPU); values are the
             same up to float rounding.
         layouts: what the axes of some layers mean, by name or glob: a :class:`~.layouts.Layout`
             or a code (``"BCHW"``, ``"BHWC"``, ``"BND"``, ``"NBD"``, ``"BHNN"``). Needed only
             where :func:`~.layouts.infer` cannot tell from the model and its shapes.
-        text_encoder: for CLIP-style models, texts -> L2-normalized embeddings ``(n, E)`` in the
-            space of the network's output (``text:"..."`` targets).
     """
 
     def __init__(
@@ -131,7 +132,7 @@ class FeatureModel(nn.Module):
         self.labels = list(labels) if labels is not None else None
         self.name = name or type(net).__name__
         self.default_layer = default_layer
-        self.text_encoder = text_encoder
+        self.text_encoder = text_encoder  # an nn.Module one moves with the model (.to(device))
         self.tokens = L.token_info(net)
         self.layout_overrides = dict(layouts or {})
         for spec in self.layout_overrides.values():

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..core.errors import FeaturevisError, unknown
 from ..core.model import FeatureModel
-from . import alexnet, efficientnet_lite, googlenet, inception_v1, resnet, vgg
+from . import alexnet, efficientnet_lite, googlenet, hub, inception_v1, resnet, vgg
 from . import weights as checkpoints
 from .efficientnet_lite import fuse_batchnorm
 
@@ -235,17 +235,25 @@ DEFAULT_MODEL = "efficientnet_lite0"
 def zoo_entry(name: str) -> ZooEntry:
     key = ALIASES.get(name, name)
     if key not in ZOO:
-        raise unknown("model", name, [*ZOO, *ALIASES])
+        e = unknown("model", name, [*ZOO, *ALIASES])
+        raise FeaturevisError(f"{e}; or timm:NAME / clip:ARCH[:TAG] for timm and open_clip models")
     return ZOO[key]
 
 
 def load_model(name: str = DEFAULT_MODEL, weights: str | Path | None = None, *, download: bool = True) -> FeatureModel:
-    """A zoo model by name (``efficientnet_lite0``, ``inception_v1``, ``vgg19``...), ready to visualize.
+    """A model by name, ready to visualize: a zoo model (``efficientnet_lite0``, ``inception_v1``,
+    ``vgg19``...), ``timm:NAME`` (any timm model) or ``clip:ARCH[:TAG]`` (open_clip's image tower
+    with its text encoder), the last two from the optional extras (see :mod:`.hub`).
 
     Args:
-        weights: a checkpoint file to use instead of looking one up (see :mod:`.weights`).
+        weights: a checkpoint file to use instead of looking one up (see :mod:`.weights`);
+            ``"random"`` for a timm/open_clip model's untrained weights.
         download: allow fetching the canonical file when it is not found locally.
     """
+    if hub.is_hub_name(name):
+        return hub.load(name, weights, download=download)
+    if weights is not None and str(weights) == hub.RANDOM:
+        raise FeaturevisError(f"--weights random is for timm:/clip: models; {name} loads its published weights")
     entry = zoo_entry(name)
     path = entry.resolve_weights(weights, download=download)
     sd = checkpoints.read_state_dict(path)
@@ -269,11 +277,21 @@ def load_model(name: str = DEFAULT_MODEL, weights: str | Path | None = None, *, 
 
 
 def as_model(model: str | nn.Module | FeatureModel) -> FeatureModel:
-    """Accept a zoo name, a ``FeatureModel``, or any ``nn.Module`` (ImageNet normalization)."""
+    """Accept a model name, a ``FeatureModel``, or any ``nn.Module``: ImageNet normalization
+    unless the module carries its own (timm's ``pretrained_cfg``, open_clip's ``preprocess_cfg``);
+    an open_clip CLIP model becomes its image tower with its text encoder."""
     if isinstance(model, FeatureModel):
         return model
     if isinstance(model, str):
         return load_model(model)
     if isinstance(model, nn.Module):
-        return FeatureModel(model)
+        if callable(getattr(model, "encode_text", None)) and isinstance(getattr(model, "visual", None), nn.Module):
+            from . import clip_models  # a whole open_clip CLIP: its image tower, with its text encoder
+
+            return clip_models.from_module(model)
+        if isinstance(getattr(model, "pretrained_cfg", None), Mapping):
+            from . import timm_models  # a timm module says how it was trained to see
+
+            return FeatureModel(model, **timm_models.settings(model))
+        return FeatureModel(model, **hub.preprocessing(model))
     raise FeaturevisError(f"expected a model name or torch.nn.Module, got {type(model).__name__}")

@@ -8,7 +8,8 @@ download from the canonical URL, checksum-verified, written to a temporary file 
 into place only when complete. Offline, the error says which file to fetch and where to put it.
 
 Loading is ``torch.load(weights_only=True)``: tensors and plain containers only, never
-arbitrary pickled objects. A truncated file, a checksum mismatch or a checkpoint of another
+arbitrary pickled objects; ``.safetensors`` files (the Hugging Face hub's format) are read with
+``safetensors``, which cannot hold code at all. A truncated file, a checksum mismatch or a checkpoint of another
 architecture each give one clear :class:`FeaturevisError` line.
 """
 
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -102,12 +104,19 @@ def download(url: str, dest: Path, sha256: str | None = None) -> Path:
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The tensors of a checkpoint file, loaded safely, with one-line errors.
 
-    Accepts a plain state dict, one wrapped as ``{"state_dict": ...}`` / ``{"model": ...}``,
+    Accepts a ``.safetensors`` file, a plain state dict, one wrapped as ``{"state_dict": ...}`` / ``{"model": ...}``,
     and strips a ``module.`` prefix (``DataParallel`` checkpoints).
     """
     p = Path(path)
     if not p.is_file():
         raise FeaturevisError(f"weights file not found: {p}")
+    if p.suffix == ".safetensors":
+        return _read_safetensors(p)
+    if _is_torchscript(p):
+        raise FeaturevisError(
+            f"refusing to load {p}: it is a TorchScript archive (code, not only tensors, like OpenAI's CLIP .pt "
+            "files); use the model's state dict (e.g. the .safetensors or .bin on the Hugging Face hub)"
+        )
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -116,10 +125,10 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
                 f"refusing to load {p}: it holds pickled Python objects, not only tensors "
                 "(featurevis loads checkpoints with weights_only=True)"
             ) from None
-        raise FeaturevisError(f"cannot read {p}: not a PyTorch checkpoint ({_first_line(e)})") from None
+        raise FeaturevisError(f"cannot read {p}: not a PyTorch checkpoint ({first_line(e)})") from None
     except (RuntimeError, EOFError, ValueError, OSError) as e:
         raise FeaturevisError(
-            f"cannot read {p}: not a complete PyTorch checkpoint (truncated or corrupt download?) ({_first_line(e)})"
+            f"cannot read {p}: not a complete PyTorch checkpoint (truncated or corrupt download?) ({first_line(e)})"
         ) from None
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
@@ -133,7 +142,29 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return sd
 
 
-def _first_line(e: BaseException) -> str:
+def _is_torchscript(p: Path) -> bool:
+    """A ``torch.jit.save`` zip: it holds ``constants.pkl`` (a state dict saved by ``torch.save`` never does)."""
+    if not zipfile.is_zipfile(p):
+        return False
+    with zipfile.ZipFile(p) as z:
+        return any(n == "constants.pkl" or n.endswith("/constants.pkl") for n in z.namelist())
+
+
+def _read_safetensors(p: Path) -> dict[str, torch.Tensor]:
+    try:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+    except ImportError:
+        raise FeaturevisError(f"reading {p} needs safetensors: pip install safetensors") from None
+    try:
+        return load_file(p, device="cpu")
+    except (SafetensorError, OSError) as e:
+        raise FeaturevisError(
+            f"cannot read {p}: not a complete safetensors file (truncated or corrupt download?) ({first_line(e)})"
+        ) from None
+
+
+def first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0][:160] if text else type(e).__name__
 
