@@ -79,7 +79,7 @@ def test_open_clip_tokens_heads_and_text():
 
     text = parse_target(model, 'text:"a photo of a dog"')
     with torch.no_grad():
-        emb = torch.nn.functional.normalize(clip.encode_image(x), dim=-1)
+        emb = torch.nn.functional.normalize(clip.encode_image(model.normalize(x)), dim=-1)
         torch.testing.assert_close(text(model(x, text.layers)), emb @ encode(["a photo of a dog"])[0])
     r = fv.render(model, 'text:"a photo of a dog"', steps=10, transforms="none", progress=False)
     assert (r.values > r.history[0]).all()
@@ -96,5 +96,5 @@ def test_open_clip_resnet_neurons():
     clip = open_clip.create_model("RN50", pretrained=None).eval()
     model = FeatureModel(clip.visual, input_size=224)
     assert model.layout("layer3").kind == "BCHW"
-    r = fv.render(model, "layer3:10", steps=6, transforms="none", progress=False, size=128)
+    r = fv.render(model, "layer3.0.conv1:10", steps=6, transforms="none", progress=False, size=128)
     assert (r.values > r.history[0]).all()

@@ -114,6 +114,17 @@ def token_info(net: nn.Module) -> TokenInfo | None:
     return None
 
 
+def fixed_input_size(net: nn.Module, tokens: TokenInfo | None) -> tuple[int, int] | None:
+    """The one input size a network accepts: a transformer's with a fixed position embedding, or
+    a CLIP ResNet's, whose attention pool has one (open_clip ``ModifiedResNet``)."""
+    if tokens is not None and tokens.fixed is not None:
+        return tokens.fixed
+    for m in net.modules():
+        if hasattr(m, "attnpool") and hasattr(m.attnpool, "positional_embedding") and hasattr(m, "image_size"):
+            return _pair(m.image_size)
+    return None
+
+
 def as_layout(spec: Layout | str, tokens: TokenInfo | None) -> Layout:
     """A user's layout: a :class:`Layout` or a code; token codes take the model's token info."""
     if isinstance(spec, Layout):

@@ -134,6 +134,7 @@ class FeatureModel(nn.Module):
         self.default_layer = default_layer
         self.text_encoder = text_encoder  # an nn.Module one moves with the model (.to(device))
         self.tokens = L.token_info(net)
+        self._fixed = L.fixed_input_size(net, self.tokens)
         self.layout_overrides = dict(layouts or {})
         for spec in self.layout_overrides.values():
             L.as_layout(spec, self.tokens)  # a bad override fails here, not at the first render
@@ -388,7 +389,7 @@ class FeatureModel(nn.Module):
     @property
     def fixed_size(self) -> tuple[int, int] | None:
         """The one input size the network accepts (a ViT with a fixed position embedding), else None."""
-        return self.tokens.fixed if self.tokens is not None else None
+        return self._fixed
 
     def _net_size(self, hw: tuple[int, int]) -> tuple[int, int]:
         return self.fixed_size or tuple(hw)
