@@ -33,3 +33,13 @@ def build_crashing_once() -> fv.FeatureModel:
         marker.write_text(f"worker {os.getpid()} crashed here")
         os._exit(1)
     return build()
+
+
+def build_vit() -> fv.FeatureModel:
+    """The tiny ViT of tests/tiny_vit.py, seeded the same way in every process."""
+    from tiny_vit import SIZE, TinyViT
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = TinyViT()
+    return fv.FeatureModel(net, input_size=SIZE, name="tiny-vit", channels_last=False)

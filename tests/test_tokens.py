@@ -17,68 +17,7 @@ from featurevis.core.errors import FeaturevisError
 from featurevis.core.layouts import Layout
 from featurevis.core.model import FeatureModel
 from featurevis.core.targets import parse_target
-
-SIZE, PATCH, DIM, HEADS = 32, 8, 24, 3  # a 4x4 patch grid
-
-
-class PatchEmbed(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.patch_size, self.img_size, self.strict_img_size = (PATCH, PATCH), (SIZE, SIZE), True
-        self.proj = nn.Conv2d(3, DIM, PATCH, PATCH)
-
-    def forward(self, x):
-        return self.proj(x).flatten(2).transpose(1, 2)
-
-
-class Attention(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.num_heads = HEADS
-        self.qkv, self.proj = nn.Linear(DIM, 3 * DIM), nn.Linear(DIM, DIM)
-        self.attn_drop = nn.Identity()  # sees the attention weights, as timm's unfused path does
-
-    def forward(self, x):
-        b, n, d = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, HEADS, d // HEADS).permute(2, 0, 3, 1, 4)
-        w = self.attn_drop((q @ k.transpose(-1, -2) * (d // HEADS) ** -0.5).softmax(-1))
-        return self.proj((w @ v).transpose(1, 2).reshape(b, n, d))
-
-
-class Mlp(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc1, self.act, self.fc2 = nn.Linear(DIM, 4 * DIM), nn.GELU(), nn.Linear(4 * DIM, DIM)
-
-    def forward(self, x):
-        return self.fc2(self.act(self.fc1(x)))
-
-
-class Block(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.norm1, self.attn, self.norm2, self.mlp = nn.LayerNorm(DIM), Attention(), nn.LayerNorm(DIM), Mlp()
-
-    def forward(self, x):
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
-
-
-class TinyViT(nn.Module):
-    num_prefix_tokens = 2  # class and distillation tokens, as DeiT's distilled models have
-
-    def __init__(self):
-        super().__init__()
-        self.patch_embed = PatchEmbed()
-        self.prefix = nn.Parameter(torch.randn(1, 2, DIM) * 0.5)
-        self.pos = nn.Parameter(torch.randn(1, 2 + (SIZE // PATCH) ** 2, DIM) * 0.5)
-        self.blocks = nn.Sequential(Block(), Block())
-        self.head = nn.Linear(DIM, 10)
-
-    def forward(self, x):
-        t = self.patch_embed(x)
-        t = torch.cat([self.prefix.expand(len(t), -1, -1), t], 1) + self.pos
-        return self.head(self.blocks(t)[:, 0])
+from tiny_vit import DIM, HEADS, PATCH, SIZE, PatchEmbed, TinyViT
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +127,7 @@ def test_render_raises_the_feature_not_the_token(vit):
             acts = vit(r.images, ["blocks.1.mlp.fc1"])["blocks.1.mlp.fc1"]
         return acts.mean((2, 3))[0]
 
-    kw = dict(size=SIZE, steps=40, transforms="none", progress=False, seed=0)
+    kw = dict(size=SIZE, steps=25, transforms="none", progress=False, seed=0)
     mine, theirs = fv.render(vit, f"blocks.1.mlp.fc1:{d}", **kw), fv.render(vit, f"blocks.1.mlp.fc1:{other}", **kw)
     assert (mine.values > mine.history[0]).all()
     assert feature_means(mine)[d] > feature_means(theirs)[d] + 0.1
@@ -305,3 +244,30 @@ def test_ambiguous_maps_are_settled_by_a_second_probe():
     net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.AdaptiveAvgPool2d(1))
     model = FeatureModel(net, input_size=16, channels_last=False)
     assert model.layout("0").kind == "BCHW"
+
+
+@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+def test_catalog_and_explorer_on_transformer_features(tmp_path):
+    """A ViT layer is catalogued like a conv layer: each feature rendered, its dataset examples are
+    the top patches, and the explorer shows the pages."""
+    from pathlib import Path
+
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from featurevis.catalog.build import build_catalog
+    from featurevis.catalog.explorer import app as explorer
+
+    spec = f"{Path(__file__).parent / 'catalog_tiny.py'}:build_vit"
+    out = tmp_path / "cat"
+    report = build_catalog(spec, out, layers="blocks.1", size=SIZE, steps=4, batch=24, top_k=2, progress=False)
+    client = TestClient(explorer.create_app(out), raise_server_exceptions=False)
+    for url in [
+        "/",
+        f"/run/{report.run}",
+        f"/run/{report.run}/layer/blocks.1",
+        f"/run/{report.run}/layer/blocks.1/7",
+    ]:
+        assert client.get(url).status_code == 200, url
+    page = client.get(f"/run/{report.run}/layer/blocks.1/7").text
+    assert page.count("/files/") >= 1 + 2 + 2  # the visualization, two top-patch crops, two whole images

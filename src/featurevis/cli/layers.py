@@ -20,7 +20,12 @@ def run(args: argparse.Namespace) -> int:
     infos = model.layers(args.size)  # a bad --size fails before anything is printed
     size = args.size or model.input_size
     fixed = f"; the network takes {model.fixed_size[0]} px, other sizes are resized" if model.fixed_size else ""
-    print(f"{model.name} at {size} px{fixed}; TARGET = LAYER, LAYER:CHANNEL or class:N")
+    syntax = "LAYER, LAYER:CHANNEL, LAYER:CHANNEL@X,Y or class:N"
+    if model.tokens is not None:
+        syntax += "; tokens: LAYER:FEATURE (patch mean), LAYER:FEATURE@cls, ATTENTION:head=H"
+    if model.text_encoder is not None:
+        syntax += ', text:"a photo of a dog" (CLIP)'
+    print(f"{model.name} at {size} px{fixed}; TARGET = {syntax}")
     print(f"{'layer':<32} {'type':<16} {'channels, map':<18} layout")
     for info in infos:
         if not args.all and info.name.count(".") > 1 and info.name != model.default_layer:
