@@ -117,7 +117,7 @@ def test_featurevis_models_tells_how_to_name_and_install_them(capsys):
     assert f"Hugging Face cache {os.environ['HF_HUB_CACHE']}" in out and "In the cache: none" in out
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.script, needed to make such a file
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")  # needed to make such a file
 def test_a_torchscript_archive_is_refused_in_one_line(tmp_path):
     """OpenAI's original CLIP files are TorchScript: code, which weights_only loading never runs."""
     f = tmp_path / "ViT-B-32.pt"
