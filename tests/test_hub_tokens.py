@@ -98,3 +98,40 @@ def test_open_clip_resnet_neurons():
     assert model.layout("layer3").kind == "BCHW"
     r = fv.render(model, "layer3.0.conv1:10", steps=6, transforms="none", progress=False, size=128)
     assert (r.values > r.history[0]).all()
+
+
+def test_hugging_face_vision_transformers_through_as_model():
+    """A Hugging Face ViT/DeiT returns a ModelOutput and declares its tokens in its config."""
+    transformers = pytest.importorskip("transformers")
+    cfg = dict(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2)
+    torch.manual_seed(0)
+    net = transformers.DeiTForImageClassificationWithTeacher(
+        transformers.DeiTConfig(**cfg, intermediate_size=64, num_labels=10)
+    ).eval()
+    model = fv.as_model(net)
+    assert model.tokens.prefix == 2 and model.fixed_size == (32, 32)
+    x = torch.rand(2, 3, 32, 32)
+    names = {n for n, _ in net.named_modules()}
+    block = "deit.layers.1" if "deit.layers.1" in names else "deit.encoder.layer.1"  # transformers 5 / 4
+    fc1, attn_out = (
+        (f"{block}.mlp.fc1", f"{block}.attention.o_proj")
+        if "deit.layers.1" in names
+        else (
+            f"{block}.intermediate.dense",
+            f"{block}.attention.output.dense",
+        )
+    )
+    raw = _capture(net.get_submodule(fc1), model, x)  # (B, 2 + 16, 64)
+    proj_in = _capture(net.get_submodule(attn_out), model, x, pre=True)
+    expected = {
+        f"{fc1}:5": raw[:, 2:, 5].mean(1),
+        f"{fc1}:5@1,2": raw[:, 2 + 2 * 4 + 1, 5],
+        f"{fc1}:5@cls": raw[:, 0, 5],
+        f"{block}.attention:head=1": proj_in[:, 2:, 16:].pow(2).mean((1, 2)),
+    }
+    for target, value in expected.items():
+        obj = parse_target(model, target)
+        with torch.no_grad():
+            torch.testing.assert_close(obj(model(x, obj.layers)), value, msg=target)
+    r = fv.render(model, "class:3", steps=8, size=32, transforms="none", progress=False)
+    assert (r.values > r.history[0]).all()

@@ -294,13 +294,13 @@ class FeatureModel(nn.Module):
         """Where the per-head outputs of attention module ``layer`` can be read: (capture name,
         number of heads, unmixing matrix and bias or ``None``).
 
-        timm's ``Attention`` feeds the heads side by side to its ``proj`` layer, so they are that
-        layer's input. ``nn.MultiheadAttention`` (open_clip) applies its output projection inside
-        one fused call; its heads are recovered by inverting that (square) projection.
+        timm's ``Attention`` feeds the heads side by side to its ``proj`` layer (Hugging Face's to
+        ``out_proj``, ``o_proj`` or ``output.dense``), so they are that layer's input.
+        ``nn.MultiheadAttention`` (open_clip) applies its output projection inside one fused
+        call; its heads are recovered by inverting that (square) projection.
         """
         base = self.check_layer(layer)
         mod = self._modules_by_name.get(base)
-        proj = getattr(mod, "proj", None)
         if isinstance(mod, nn.MultiheadAttention):
             w, b = mod.out_proj.weight.detach(), mod.out_proj.bias
             b = b.detach() if b is not None else torch.zeros(w.shape[0], device=w.device)
@@ -311,8 +311,14 @@ class FeatureModel(nn.Module):
                     f"the output projection of {base!r} is singular; its heads cannot be separated"
                 ) from None
             return base, mod.num_heads, (m, b)
-        if mod is not None and isinstance(getattr(mod, "num_heads", None), int) and isinstance(proj, nn.Linear):
-            return f"{base}.proj{INPUT_OF}", mod.num_heads, None
+        # (heads attribute, output projection) in timm's Attention, Hugging Face's attention
+        # modules (CLIP; ViT/DeiT in transformers 5) and its older ViT/DeiT attention wrapper
+        wrapped = getattr(mod, "attention", None)
+        for heads_of, proj_path in ((mod, "proj"), (mod, "out_proj"), (mod, "o_proj"), (wrapped, "output.dense")):
+            heads = getattr(heads_of, "num_heads", None) or getattr(heads_of, "num_attention_heads", None)
+            proj = self._modules_by_name.get(f"{base}.{proj_path}")
+            if mod is not None and isinstance(heads, int) and isinstance(proj, nn.Linear):
+                return f"{base}.{proj_path}{INPUT_OF}", heads, None
         raise FeaturevisError(
             f"layer {base!r} ({type(mod).__name__ if mod is not None else base}) is not an attention module "
             "with heads; head=H works on e.g. blocks.6.attn (timm) or transformer.resblocks.6.attn (open_clip)"
