@@ -271,3 +271,17 @@ def test_catalog_and_explorer_on_transformer_features(tmp_path):
         assert client.get(url).status_code == 200, url
     page = client.get(f"/run/{report.run}/layer/blocks.1/7").text
     assert page.count("/files/") >= 1 + 2 + 2  # the visualization, two top-patch crops, two whole images
+
+
+def test_image_target_is_the_cosine_to_a_photos_output(vit, tmp_path):
+    from featurevis.core.images import load_image, save_image
+
+    photo = tmp_path / "p.png"
+    save_image(torch.rand(3, SIZE, SIZE), photo)
+    obj = parse_target(vit, f"image:{photo}")
+    with torch.no_grad():
+        same = obj(vit(load_image(photo, SIZE), obj.layers))
+        other = obj(vit(torch.rand(1, 3, SIZE, SIZE), obj.layers))
+    assert same.item() == pytest.approx(1.0, abs=1e-5) and other.item() < 0.999
+    with pytest.raises(FeaturevisError, match="no such file"):
+        parse_target(vit, f"image:{tmp_path / 'missing.png'}")

@@ -11,6 +11,7 @@ blocks.6.mlp.fc1:100@3,4   ... at patch x=3, y=4
 blocks.6.mlp.fc1:100@cls   ... of the class token
 blocks.6.attn:head=3       attention head 3's output
 text:"a photo of a dog"    CLIP: cosine between the image and the text embedding
+image:cat.jpg              cosine to a photo's output (CLIP: its image embedding)
 -_blocks.8:12         negative (minimizing) image
 0.5*_blocks.8:12+class:285   weighted sums with "+"
 """
@@ -18,9 +19,13 @@ text:"a photo of a dog"    CLIP: cosine between the image and the text embedding
 from __future__ import annotations
 
 import re
+from pathlib import Path
+
+import torch
 
 from . import objectives as O
 from .errors import FeaturevisError
+from .images import load_image
 from .model import LOGITS, PREFIX, FeatureModel
 
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
@@ -62,6 +67,16 @@ def _text(model: FeatureModel, text: str, target: str) -> O.Objective:
     return O.cosine(LOGITS, vec, label=f"text:{text!r}")
 
 
+def _image(model: FeatureModel, path: str, target: str) -> O.Objective:
+    """Cosine to a photo's output vector: for CLIP, an image-embedding direction."""
+    if not path:
+        raise FeaturevisError(f"malformed target {target!r}: give a photo, e.g. image:cat.jpg")
+    photo = load_image(path, model.input_size).to(model.device)
+    with torch.no_grad():
+        vec = model(photo, [LOGITS])[LOGITS].float().flatten(1)[0].cpu()
+    return O.cosine(LOGITS, vec, label=f"image:{Path(path).name}")
+
+
 def _head(model: FeatureModel, layer: str, rest: str, target: str) -> O.Objective:
     index = _int(rest.partition("=")[2].strip(), "head", target)
     capture, heads, unmix = model.attention_heads(layer)
@@ -78,6 +93,8 @@ def _parse_body(model: FeatureModel, body: str, target: str) -> O.Objective:
         return O.class_logit(model.class_index(name))
     if body.startswith("text:"):
         return _text(model, body[len("text:") :].strip().strip("\"'"), target)
+    if body.startswith("image:"):
+        return _image(model, body[len("image:") :].strip().strip("\"'"), target)
     layer, _, rest = body.partition(":")
     layer = model.check_layer(layer.strip())
     if not rest:
