@@ -252,7 +252,7 @@ def render_objective(
         param,
         steps=s.steps,
         lr=s.lr,
-        transforms=T.resolve_transforms("auto", s.size, patch_model=model.tokens is not None),
+        transforms=T.resolve_transforms("auto", s.size, patch_px=model.patch_px),
         generator=g,
         progress=False,
         after_step=(lambda _p: on_step()) if on_step else None,

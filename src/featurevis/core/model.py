@@ -393,6 +393,11 @@ class FeatureModel(nn.Module):
         return {name: acts[name] for name in wanted}
 
     @property
+    def patch_px(self) -> int | None:
+        """The side of a transformer's patches (its token grid's cell), else None."""
+        return max(self.tokens.patch) if self.tokens is not None else None
+
+    @property
     def fixed_size(self) -> tuple[int, int] | None:
         """The one input size the network accepts (a ViT with a fixed position embedding), else None."""
         return self._fixed

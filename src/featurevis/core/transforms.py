@@ -189,20 +189,21 @@ def standard(size: int | None = None) -> Compose:
 
 
 def patch(size: int | None = None, patch_px: int = 16) -> Compose:
-    """The default for vision transformers: the standard set, with jitter that covers a whole
-    patch and no final rescale.
+    """The default for vision transformers: shifts over a whole patch period, then the standard
+    set's affine, lower resolution and noise, at exactly the render size.
 
-    A patch model sees its image cut into a fixed grid, and an image optimized at one alignment
-    grows a ``patch_px`` checkerboard (``benchmarks/patch_artifacts.py``: 10x the periodic energy
-    of any jittered render). Shifts over every residue modulo the patch, plus the affine's
-    sub-pixel moves, remove it. A fixed-size transformer resizes its input to its own size,
-    which would undo the standard set's final random scale, so that resample is dropped.
+    A patch model cuts its input into a fixed grid, and an image optimized at one alignment
+    grows a checkerboard with the patch's period (``benchmarks/patch_artifacts.py``). Padding by
+    one patch and cropping back at a random offset of 0..2 patches visits every residue modulo
+    the patch; the affine adds sub-pixel moves. The output keeps the render size, so a ViT sees
+    as many tokens as at its own size (a larger image would cost more tokens, a rescale one more
+    resample, which a fixed-size model would undo anyway).
     """
-    k = (size or 224) / 224
+    p = max(patch_px, round(8 * (size or 224) / 224))
     return Compose(
         [
-            Pad(max(patch_px, round(12 * k))),
-            Jitter(max(patch_px, round(8 * k))),
+            Pad(p),
+            Jitter(2 * p),
             RandomAffine(scale=(0.8, 1.2), degrees=15.0, translate=0.03),
             RandomResolution((0.4, 1.0), p=0.5),
             Noise(0.03),
@@ -255,14 +256,15 @@ def register(name: str, factory: Callable[[int | None], Callable]) -> None:
     TRANSFORMS[name] = factory
 
 
-def resolve_transforms(transforms: str | Callable | None, size: int, patch_model: bool = False) -> Callable:
+def resolve_transforms(transforms: str | Callable | None, size: int, patch_px: int | None = None) -> Callable:
     """A registered name (``"standard"``, ``"patch"``, ``"maco"``: crops + noise, ``"none"``),
-    ``"auto"`` (``"patch"`` for a transformer with a patch grid, else ``"standard"``), ``None``
-    or a callable ``(images, generator)``, as the transforms for ``size``-px renders."""
+    ``"auto"`` (:func:`patch` for a transformer whose patches are ``patch_px`` wide, else
+    ``"standard"``), ``None`` or a callable ``(images, generator)``, as the transforms for
+    ``size``-px renders."""
     if transforms is None:
         return none()
     if transforms == "auto":
-        transforms = "patch" if patch_model else "standard"
+        return patch(size, patch_px) if patch_px else standard(size)
     if isinstance(transforms, str):
         if transforms not in TRANSFORMS:
             raise FeaturevisError(f"unknown transforms {transforms!r}: use {', '.join(map(repr, TRANSFORMS))}")

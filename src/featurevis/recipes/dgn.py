@@ -110,7 +110,7 @@ def dgn(
         side = p.size[0]
         if r == 0:
             validate(fm, obj, side)
-        tf = resolve_transforms(transforms, side, patch_model=fm.tokens is not None)
+        tf = resolve_transforms(transforms, side, patch_px=fm.patch_px)
         step_size = float(lr * generator.code_range)
 
         def sgd(params, step_size=step_size):

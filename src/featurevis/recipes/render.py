@@ -91,7 +91,7 @@ def render(
     torch.manual_seed(seed)
     p = make_param(param, batch, size, decorrelate=decorrelate, generator=g) if isinstance(param, str) else param
     lr = p.default_lr if lr is None else lr
-    tf = resolve_transforms(transforms, size, patch_model=fm.tokens is not None)
+    tf = resolve_transforms(transforms, size, patch_px=fm.patch_px)
     result = optimize(
         fm,
         obj,
