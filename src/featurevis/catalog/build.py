@@ -10,12 +10,14 @@ its position, so it gives the same images in-process, in a Ray task, or after a 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
 import io
 import json
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -36,6 +38,9 @@ from ..core.photos import named_folder, named_sample_photos
 from ..zoo import ALIASES, ZOO, as_model, load_model
 from ..zoo.hub import RANDOM, is_hub_name
 from .store import CatalogStore, ChannelRecord
+
+#: Seconds a Ray cluster address has to accept a connection before the build is refused.
+RAY_CONNECT_TIMEOUT = 5.0
 
 #: scikit-image's bundled photos, the dataset when no ``--images`` folder is given.
 SAMPLE_NAMES = (
@@ -492,6 +497,8 @@ def build_catalog(
         A :class:`BuildReport`. Finished shards are committed as they complete, so an
         interrupted build resumes where it stopped; channels already done are skipped.
     """
+    if ray is not None:
+        _check_ray_address(ray)  # in seconds, before a model is loaded or a file written
     model = normalize_spec(model)
     if weights is not None:
         weights = RANDOM if str(weights) == RANDOM else str(Path(weights).resolve())
@@ -515,8 +522,11 @@ def build_catalog(
     names, data = load_dataset(images, s.dataset_size)
     s = replace(s, dataset=dataset_digest(names, data))
     run = s.key
-    store = CatalogStore(out)
-    try:
+    with contextlib.ExitStack() as stack:
+        if ray:
+            stack.enter_context(_ray_session(ray, ray_num_cpus))
+        store = stack.enter_context(CatalogStore(out))
+        store.sweep(run)  # the temporary files of a build that was killed
         store.add_run(run, fm.name, asdict(s))
         store.add_layers(run, chosen)
         for i in range(len(names)):
@@ -535,20 +545,15 @@ def build_catalog(
 
         bar = tqdm(total=total, desc=f"catalog {fm.name}", unit="ch", disable=not progress, dynamic_ncols=True)
         try:
-            shards = (
-                _ray_shards(s, todo, data, ray, ray_num_cpus)
-                if ray
-                else (render_shard(fm, s, l, c, data) for l, c in todo)
-            )
+            shards = _ray_shards(s, todo, data) if ray else (render_shard(fm, s, l, c, data) for l, c in todo)
             for shard in shards:
                 _store_shard(store, run, shard)
                 done += len(shard.channels)
                 bar.update(len(shard.channels))
         finally:
             bar.close()
+        store.sweep(run)
         return BuildReport(Path(out), run, done, skipped, time.perf_counter() - start)
-    finally:
-        store.close()
 
 
 def _jpeg(img: torch.Tensor) -> bytes:
@@ -557,42 +562,66 @@ def _jpeg(img: torch.Tensor) -> bytes:
     return buf.getvalue()
 
 
-def _ray_shards(
-    s: CatalogSettings, todo: list[tuple[str, list[int]]], data: torch.Tensor, address: str, num_cpus: int | None
-) -> Iterator[ShardResult]:
-    """Run shards as Ray tasks (one GPU each when the cluster has GPUs) and yield them as they
-    finish; a task whose worker dies is retried by Ray, so no shard is lost."""
+def _check_ray_address(address: str) -> None:
+    """Refuse, in seconds, a Ray cluster address (``HOST:PORT`` or ``ray://HOST:PORT``) where
+    nothing answers: ``ray.init`` would wait minutes on it. ``local`` and ``auto`` pass."""
     try:
-        import ray
+        import ray  # noqa: F401
     except ImportError:
         raise FeaturevisError("--ray needs Ray: pip install 'featurevis[ray]'") from None
-    started_here = not ray.is_initialized()
-    if started_here:
-        env = {"env_vars": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}}
-        try:
-            if address == "local":
-                ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env=env, log_to_driver=False)
-            else:
-                ray.init(address=address, runtime_env=env, log_to_driver=False)
-        except Exception as e:  # connection refused, bad address...
-            raise FeaturevisError(f"cannot start or reach Ray at {address!r}: {e}") from None
+    if address in ("local", "auto"):
+        return
+    where = address.removeprefix("ray://")
+    host, sep, port = where.rpartition(":")
+    host = host.strip("[]")  # an IPv6 address in brackets
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise FeaturevisError(f"Ray address {address!r} is not HOST:PORT (or ray://HOST:PORT, local, auto)")
     try:
-        gpus = ray.cluster_resources().get("GPU", 0)
-        task = ray.remote(_shard_task).options(
-            num_cpus=1, num_gpus=1 if gpus else 0, max_retries=3, retry_exceptions=False
-        )
-        data_ref = ray.put(data)
-        sd = asdict(s)
-        pending = [task.remote(sd, layer, chs, data_ref) for layer, chs in todo]
-        while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
-            try:
-                yield ray.get(ready[0])
-            except ray.exceptions.RayTaskError as e:
-                cause = e.as_instanceof_cause()
-                if isinstance(cause, FeaturevisError):
-                    raise FeaturevisError(str(cause).splitlines()[-1]) from None
-                raise
+        socket.create_connection((host, int(port)), timeout=RAY_CONNECT_TIMEOUT).close()
+    except OSError as e:
+        reason = e.strerror or str(e) or type(e).__name__
+        raise FeaturevisError(f"cannot reach Ray at {address!r} ({reason}); is the cluster running?") from None
+
+
+@contextlib.contextmanager
+def _ray_session(address: str, num_cpus: int | None) -> Iterator[None]:
+    """Ray, connected (``local`` starts a cluster on this machine) for the length of a build, and
+    shut down after it unless it was running before."""
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    env = {"env_vars": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}}
+    try:
+        if address == "local":
+            ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env=env, log_to_driver=False)
+        else:
+            ray.init(address=address, runtime_env=env, log_to_driver=False)
+    except Exception as e:  # connection refused, bad address...
+        raise FeaturevisError(f"cannot start or reach Ray at {address!r}: {e}") from None
+    try:
+        yield
     finally:
-        if started_here:
-            ray.shutdown()
+        ray.shutdown()
+
+
+def _ray_shards(s: CatalogSettings, todo: list[tuple[str, list[int]]], data: torch.Tensor) -> Iterator[ShardResult]:
+    """Run shards as Ray tasks (one GPU each when the cluster has GPUs) and yield them as they
+    finish; a task whose worker dies is retried by Ray, so no shard is lost."""
+    import ray
+
+    gpus = ray.cluster_resources().get("GPU", 0)
+    task = ray.remote(_shard_task).options(num_cpus=1, num_gpus=1 if gpus else 0, max_retries=3, retry_exceptions=False)
+    data_ref = ray.put(data)
+    sd = asdict(s)
+    pending = [task.remote(sd, layer, chs, data_ref) for layer, chs in todo]
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        try:
+            yield ray.get(ready[0])
+        except ray.exceptions.RayTaskError as e:
+            cause = e.as_instanceof_cause()
+            if isinstance(cause, FeaturevisError):
+                raise FeaturevisError(str(cause).splitlines()[-1]) from None
+            raise

@@ -4,7 +4,10 @@ Why this shape: a build may be killed at any instant (Ctrl-C, ``kill -9``, a ful
 files are written first, each atomically (temporary file + rename), and only then is the
 shard's database row set committed in one transaction; a row therefore never points at a
 missing or half-written file, and a file without a row is simply written again on resume.
-WAL mode lets the explorer read while a build writes.
+Only a process killed outright leaves a write's temporary file behind; the next writer sweeps
+them (:meth:`CatalogStore.sweep`). One writer at a time holds the folder's lock
+(``catalog.lock``), so a sweep never takes a file another build is still writing. WAL mode lets
+the explorer read while a build writes.
 """
 
 from __future__ import annotations
@@ -18,9 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import FeaturevisError
-from ..core.images import atomic_write
+from ..core.images import atomic_write, is_atomic_temporary
+
+try:  # POSIX; elsewhere writers are not locked against each other
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
 
 DB_NAME = "catalog.sqlite"
+#: Held (``flock``) by the one process writing a catalog folder.
+LOCK_NAME = "catalog.lock"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -65,25 +75,38 @@ class CatalogStore:
     """The database of one catalog folder; every write is one transaction."""
 
     def __init__(self, folder: str | os.PathLike, *, readonly: bool = False):
+        """Open the catalog in ``folder``: ``readonly`` for browsing (it must exist and be a
+        catalog), else for writing (created if need be; the folder's lock is taken)."""
         self.folder = Path(folder)
+        self._lock: int | None = None
         path = self.folder / DB_NAME
         try:
             if readonly:
                 if not path.is_file():
                     raise FeaturevisError(f"{self.folder}: no catalog here (no {DB_NAME}); build one first")
                 self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=30)
+                self.db.execute("SELECT run FROM runs LIMIT 1")  # garbage or another database fails here, not later
             else:
                 self.folder.mkdir(parents=True, exist_ok=True)
+                self._lock = _lock(self.folder)
                 self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute("PRAGMA synchronous=FULL")  # a committed shard survives a crash
                 self.db.executescript(_SCHEMA)
         except sqlite3.Error as e:
-            raise FeaturevisError(f"{path}: cannot open the catalog database ({e})") from None
+            self.close()
+            raise FeaturevisError(f"{path}: not a readable catalog database ({e})") from None
+        except BaseException:
+            self.close()
+            raise
         self.db.row_factory = sqlite3.Row
 
     def close(self) -> None:
-        self.db.close()
+        if getattr(self, "db", None) is not None:
+            self.db.close()
+        if self._lock is not None:
+            os.close(self._lock)  # releases the flock
+            self._lock = None
 
     def __enter__(self) -> CatalogStore:
         return self
@@ -92,6 +115,18 @@ class CatalogStore:
         self.close()
 
     # -- writing -----------------------------------------------------------------------------
+    def sweep(self, run: str) -> int:
+        """Delete the temporary files a killed build left in ``run``'s folder (only files named
+        as :func:`~featurevis.core.images.atomic_write` names them); returns how many."""
+        if self._lock is None and fcntl is not None:
+            raise FeaturevisError("sweep needs the catalog opened for writing")
+        swept = 0
+        for p in (self.folder / run).rglob(".*.tmp"):
+            if is_atomic_temporary(p.name) and p.is_file() and not p.is_symlink():
+                p.unlink(missing_ok=True)
+                swept += 1
+        return swept
+
     def write_file(self, rel: str, data: bytes) -> None:
         """Write one file atomically under the catalog folder (before its row is committed)."""
         try:
@@ -221,3 +256,23 @@ class CatalogStore:
 
     def integrity(self) -> str:
         return self.db.execute("PRAGMA integrity_check").fetchone()[0]
+
+
+def _lock(folder: Path) -> int | None:
+    """Take ``folder``'s writer lock (released when its descriptor closes, by the process ending
+    too), or say which process holds it."""
+    if fcntl is None:  # pragma: no cover
+        return None
+    try:
+        fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise FeaturevisError(f"{folder}: cannot write there ({e.strerror or e})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise FeaturevisError(f"{folder}: {holder} is writing this catalog; run again once it has finished") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"process {os.getpid()}".encode(), 0)
+    return fd

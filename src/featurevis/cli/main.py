@@ -3,8 +3,8 @@
 Each command is a module of this package with ``add_arguments(parser)`` and ``run(args) ->
 exit code``; only the chosen command's module is imported, so ``featurevis --help`` loads
 no torch. User mistakes (unknown model/layer/channel, bad files, unwritable paths) print one
-line and exit with code 2; Ctrl-C, at any point, prints one line and exits with 130 (work
-already done is kept by the command).
+line and exit with code 2; Ctrl-C, at any point, prints one line and exits with 130 (143 for
+SIGTERM; work already done is kept by the command; :mod:`.interrupts` says how).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from ..core.errors import FeaturevisError
+from . import interrupts
 from .args import CommandParser
 
 
@@ -74,7 +75,12 @@ def command_parser(command: Command) -> tuple[CommandParser, ModuleType]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``featurevis ARGV``; returns the exit code (usage errors raise ``SystemExit(2)``)."""
+    """Run ``featurevis ARGV``; returns the exit code (usage errors raise ``SystemExit(2)``).
+
+    Without ``argv`` this is the process's own command line, and the process's Ctrl-C and
+    SIGTERM are handled as :mod:`.interrupts` describes (an interrupted process exits here)."""
+    if argv is None:
+        interrupts.install()  # first of all: a Ctrl-C from here on is one line and exit 130
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         command = _BY_NAME.get(argv[0]) if argv else None
@@ -82,15 +88,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser = build_parser()
             parser.parse_args(argv)
             parser.print_help()
-            return 2
+            return interrupts.finish(2)
         parser, module = command_parser(command)
-        return module.run(parser.parse(argv[1:]))
+        args = parser.parse(argv[1:])
+        interrupts.working()
+        code = module.run(args)
     except FeaturevisError as e:
         print(f"featurevis: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("featurevis: interrupted", file=sys.stderr)
-        return 130
+        code = 2
+    except KeyboardInterrupt as e:
+        code = interrupts.report(e)
+    return interrupts.finish(code)
 
 
 if __name__ == "__main__":

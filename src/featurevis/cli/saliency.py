@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         noise=args.noise,
         seed=args.seed,
         device=args.device,
+        progress=args.progress,
     )
     r.save(out)
     written = [out]
@@ -55,5 +56,7 @@ def run(args: argparse.Namespace) -> int:
         for name, img in views.items():
             written.append(save_image(img, out.with_name(f"{out.stem}-{name}.png")))
     print(f"class {r.target} {r.target_name} ({r.probability:.1%})")
-    print(f"wrote {', '.join(map(str, written))}: photo | gradient | preconditioned | SmoothGrad | gradient×input")
-    return 0
+    panels = "photo | gradient | preconditioned | SmoothGrad | gradient×input"
+    note = f" (interrupted: SmoothGrad over {r.settings['samples']} samples)" if r.interrupted else ""
+    print(f"wrote {', '.join(map(str, written))}: {panels}{note}")
+    return 130 if r.interrupted else 0

@@ -10,6 +10,7 @@ import contextlib
 import io
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,6 +155,16 @@ def atomic_write(path: str | os.PathLike) -> Iterator[str]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+#: The names of :func:`atomic_write`'s temporary files: ``.NAME.`` + mkstemp's 8 characters + ``.tmp``.
+_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+
+
+def is_atomic_temporary(name: str) -> bool:
+    """Whether a file name is one of :func:`atomic_write`'s temporary files, which outlive their
+    write only when the process is killed outright (``kill -9``, a power cut) before the rename."""
+    return _TEMPORARY.fullmatch(name) is not None
 
 
 def save_image(img: torch.Tensor, path: str | os.PathLike, **pil_kwargs) -> Path:

@@ -6,7 +6,7 @@ population of genomes is drawn, mutated and recombined; the fittest survive. Sel
 **MAP-Elites** over classes: the archive has one cell per target class, each keeping the
 genomes with the highest confidence *for that class* seen so far, so one run evolves images for
 several classes at once and a pattern that happens to suit another class is kept there too.
-Every generation is one batched forward pass that scores each image against all classes.
+Each forward pass scores a batch of images (at most :data:`EVAL_BATCH`) against all classes.
 
 Encodings:
 
@@ -28,7 +28,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +51,9 @@ DEFAULT_SIZE = 160
 DEFAULT_POPULATION = 64
 DEFAULT_GENERATIONS = 150
 ENCODINGS = ("cppn", "direct")
+#: Most images made and scored at once: a population larger than this is drawn and scored in
+#: pieces, so its memory stays bounded and Ctrl-C keeps every piece already scored.
+EVAL_BATCH = 256
 
 
 # -- encodings --------------------------------------------------------------------------------
@@ -158,6 +161,12 @@ class Archive:
     def best(self) -> list[tuple[float, object]]:
         return [cell[0] for cell in self.cells]
 
+    def copy(self) -> Archive:
+        """The cells as they are now (the genomes shared, not copied): a generation's parents."""
+        out = Archive(len(self.cells), self.per_cell)
+        out.cells = [list(cell) for cell in self.cells]
+        return out
+
     def parent(self, rng: random.Random) -> object:
         """A uniformly chosen cell, then one of its elites: every class gets offspring."""
         return rng.choice(rng.choice(self.cells))[1]
@@ -175,7 +184,9 @@ class EvolveResult(Result):
     confidences: torch.Tensor  # K: softmax probability of each class for its champion
     genomes: list = field(repr=False)
     encoding: str = "cppn"
-    history: torch.Tensor = field(default_factory=lambda: torch.zeros(0))  # (generations+1)×K best so far
+    #: each class's best confidence after the initial population and after each generation (R×K;
+    #: a generation cut short by Ctrl-C adds a row for its scored part)
+    history: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
     evaluations: int = 0
     generations: int = 0  # completed after the initial population
 
@@ -289,15 +300,16 @@ def evolve(
         classes: a class index or name, ``"name,name"``, a list, or ``"all"``; one archive
             cell each (scoring more classes costs nothing: it is the same forward pass).
         encoding: ``"cppn"`` (patterns from coordinate networks) or ``"direct"`` (pixels).
-        population: offspring per generation (= images per batched forward pass).
+        population: offspring per generation (drawn and scored :data:`EVAL_BATCH` at a time).
         generations: generations after the random initial population; the budget in network
             evaluations is ``population × (generations + 1)``.
         size: side (px) the genomes are drawn at for the network.
         elites: genomes each class cell keeps as parents (its best is the class's champion).
         crossover: probability an offspring recombines two elites before mutating.
     Returns:
-        An :class:`EvolveResult`; Ctrl-C stops after the current generation's bookkeeping and
-        returns the champions so far.
+        An :class:`EvolveResult`; Ctrl-C stops and returns the champions among every image
+        scored so far (a generation cut short counts its scored part); before any image was
+        scored it raises ``KeyboardInterrupt``.
     """
     for name, value, low in (("population", population, 2), ("size", size, 16), ("elites", elites, 1)):
         if not isinstance(value, int) or value < low:
@@ -315,36 +327,55 @@ def evolve(
     start = time.perf_counter()
     archive = Archive(len(targets), elites)
     history: list[torch.Tensor] = []
-    evaluations, done, interrupted = 0, 0, False
+    evaluations, recorded, done, interrupted = 0, 0, 0, False
 
-    def evaluate(genomes: list) -> None:
+    def score(make: Callable[[], object], n: int) -> None:
+        """Make ``n`` genomes with ``make`` and score them, :data:`EVAL_BATCH` at a time."""
         nonlocal evaluations
-        conf = confidences(fm, enc.render(genomes, size, fm.device), targets)
-        evaluations += len(genomes)
-        archive.add(genomes, conf)
-        history.append(torch.tensor([c for c, _ in archive.best()]))
+        for first in range(0, n, EVAL_BATCH):
+            genomes = [make() for _ in range(min(EVAL_BATCH, n - first))]
+            archive.add(genomes, confidences(fm, enc.render(genomes, size, fm.device), targets))
+            evaluations += len(genomes)
+            bar.update(len(genomes))
 
-    bar = tqdm(range(generations), desc=f"evolve ({enc.name})", disable=not progress, leave=False, dynamic_ncols=True)
+    def record() -> None:
+        """One row of ``history``: each class's best confidence after the images scored so far."""
+        nonlocal recorded
+        history.append(torch.tensor([c for c, _ in archive.best()]))
+        recorded = evaluations
+        bar.set_postfix(best=f"{history[-1].max():.2f}", mean=f"{history[-1].mean():.2f}", refresh=False)
+
+    def child(parents: Archive) -> object:
+        parent = parents.parent(rng)
+        if rng.random() < crossover:
+            parent = enc.crossover(parent, parents.parent(rng), rng)
+        return enc.mutate(parent, rng)
+
+    bar = tqdm(
+        total=population * (generations + 1),
+        desc=f"evolve ({enc.name})",
+        unit="img",
+        disable=not progress,
+        leave=False,
+        dynamic_ncols=True,
+    )
     try:
-        evaluate([enc.random(rng) for _ in range(population)])
-        for _ in bar:
-            offspring = []
-            for _ in range(population):
-                parent = archive.parent(rng)
-                if rng.random() < crossover:
-                    parent = enc.crossover(parent, archive.parent(rng), rng)
-                offspring.append(enc.mutate(parent, rng))
-            evaluate(offspring)
+        score(lambda: enc.random(rng), population)
+        record()
+        while done < generations:
+            parents = archive.copy()  # every child of a generation has parents from before it
+            score(lambda parents=parents: child(parents), population)
             done += 1
-            best = history[-1]
-            bar.set_postfix(best=f"{best.max():.2f}", mean=f"{best.mean():.2f}", refresh=False)
+            record()
     except KeyboardInterrupt:
         interrupted = True
         tqdm.write("featurevis: interrupted; keeping the best images so far")
     finally:
         bar.close()
-    if not history:  # interrupted before the first population was scored
+    if not evaluations:  # interrupted before the first image was scored
         raise KeyboardInterrupt
+    if evaluations > recorded:  # a generation cut short: its scored part counts
+        record()
     champions = archive.best()
     genomes = [g for _, g in champions]
     return EvolveResult(

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from tqdm.auto import tqdm
 
 from ..core.engine import resolve_device
 from ..core.errors import FeaturevisError
@@ -163,6 +164,7 @@ def saliency(
     batch: int = 8,
     seed: int = 0,
     device: str | torch.device | None = None,
+    progress: bool = True,
 ) -> SaliencyResult:
     """Gradient views of ``image`` for class ``target`` (default: the model's top class).
 
@@ -170,6 +172,11 @@ def saliency(
         samples: noisy copies SmoothGrad averages (batched ``batch`` at a time).
         noise: their Gaussian noise, as a fraction of the [0, 1] pixel range.
         size: longest side to work at (larger photos shrink; ``None``: the photo's own size).
+        progress: a progress bar over the SmoothGrad samples.
+    Returns:
+        A :class:`SaliencyResult`. Ctrl-C during SmoothGrad keeps the average of the samples done
+        so far (``settings["samples"]`` says how many; ``interrupted`` is set); before the first
+        batch it raises ``KeyboardInterrupt``, there being no average to keep.
     """
     if samples < 1:
         raise FeaturevisError("samples must be at least 1")
@@ -184,10 +191,22 @@ def saliency(
     grad = input_gradient(fm, photo, cls)
     g = torch.Generator().manual_seed(seed)
     total = torch.zeros_like(photo)
-    for start in range(0, samples, batch):
-        n = min(batch, samples - start)
-        eps = torch.randn((n, *photo.shape[1:]), generator=g).to(dev) * noise
-        total += input_gradient(fm, photo + eps, cls).sum(0, keepdim=True)
+    done, interrupted = 0, False
+    bar = tqdm(total=samples, desc="SmoothGrad", unit="sample", disable=not progress, leave=False, dynamic_ncols=True)
+    try:
+        while done < samples:
+            n = min(batch, samples - done)
+            eps = torch.randn((n, *photo.shape[1:]), generator=g).to(dev) * noise
+            total += input_gradient(fm, photo + eps, cls).sum(0, keepdim=True)
+            done += n
+            bar.update(n)
+    except KeyboardInterrupt:
+        if not done:
+            raise
+        interrupted = True
+        tqdm.write(f"featurevis: interrupted; SmoothGrad keeps the average of {done} of {samples} samples")
+    finally:
+        bar.close()
     return SaliencyResult(
         photo=photo.cpu(),
         target=cls,
@@ -195,7 +214,8 @@ def saliency(
         probability=float(probs[cls]),
         gradient=grad.cpu(),
         preconditioned=preconditioned(grad).cpu(),
-        smoothgrad=(total / samples).cpu(),
+        smoothgrad=(total / done).cpu(),
         grad_x_input=(grad * (photo - _zero_point(fm, photo))).cpu(),
-        settings=dict(model=fm.name, size=tuple(photo.shape[-2:]), samples=samples, noise=noise, seed=seed),
+        settings=dict(model=fm.name, size=tuple(photo.shape[-2:]), samples=done, noise=noise, seed=seed),
+        interrupted=interrupted,
     )

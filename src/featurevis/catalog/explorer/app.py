@@ -9,7 +9,9 @@ and Jinja2 come from the ``web`` extra and are imported only when the explorer s
 module imports without them. Every request is validated; a refusal is a 4xx with one line.
 """
 
+import contextlib
 import os
+import sqlite3
 from pathlib import Path
 
 from ...core.errors import FeaturevisError
@@ -32,14 +34,62 @@ def create_app(folder: str | os.PathLike):
 
     root = Path(folder).resolve()
     with CatalogStore(root, readonly=True):
-        pass  # fail now, with a clear message, when there is no catalog
-    app = FastAPI(title="featurevis explorer", docs_url=None, redoc_url=None, openapi_url=None)
+        pass  # fail now, with a clear message, when there is no catalog or it cannot be read
+    app = FastAPI(title="featurevis explorer", docs_url=None, redoc_url=None, openapi_url=None, lifespan=_lifespan)
     app.state.explorer = Explorer(root, templates(), JobQueue(), ModelCache())
+    app.add_middleware(BodyLimit, limit=ondemand.MAX_UPLOAD_BYTES + BODY_OVERHEAD)
     _answer_errors(app)
     for module in (pages, files, ondemand):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(packages=[(__package__, "static")]), name="static")
     return app
+
+
+#: Bytes a form may add around its upload (field names, boundaries, the other fields).
+BODY_OVERHEAD = 64 * 1024
+
+
+class BodyLimit:
+    """Refuse a request body over ``limit`` bytes as it arrives (413), by its declared length or
+    by counting: the form parser would otherwise spool an upload of any size to disk first."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        received = int(declared) if declared.isdigit() else 0
+
+        async def limited():
+            nonlocal received
+            if received > self.limit:  # the declared length, checked before a byte is read
+                raise _too_large(self.limit)
+            message = await receive()
+            if message["type"] == "http.request" and not declared.isdigit():
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _too_large(self.limit)
+            return message
+
+        return await self.app(scope, limited, send)
+
+
+def _too_large(limit: int):
+    from starlette.exceptions import HTTPException
+
+    return HTTPException(413, f"request too large: at most {limit // 2**20} MiB")
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app):
+    """On shutdown, cancel the jobs and wait for the worker: a thread left inside torch when the
+    interpreter exits aborts the process."""
+    from starlette.concurrency import run_in_threadpool
+
+    yield
+    await run_in_threadpool(app.state.explorer.jobs.close)
 
 
 def _answer_errors(app) -> None:
@@ -73,3 +123,11 @@ def _answer_errors(app) -> None:
     @app.exception_handler(FeaturevisError)
     async def _featurevis(request: Request, exc: FeaturevisError):
         return problem(request, 400, str(exc))
+
+    @app.exception_handler(sqlite3.Error)
+    async def _database(request: Request, exc: sqlite3.Error):
+        return problem(request, 503, f"the catalog's database cannot be read now ({exc})")
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception):  # still logged by the server, with its traceback
+        return problem(request, 500, f"internal error ({type(exc).__name__}); the server's log has the details")

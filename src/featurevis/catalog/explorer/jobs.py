@@ -4,6 +4,12 @@ Why one worker: a render or a dream takes the machine's CPUs (or its GPU) for se
 run side by side they would only slow each other down, so jobs wait their turn, at most
 :data:`MAX_PENDING` at once, and only the latest :data:`KEEP_FINISHED` finished ones are
 remembered (bounded memory however long the server runs). Nothing here needs FastAPI.
+
+Why jobs can be cancelled: a server stopped while the worker thread is inside torch would abort
+the process at exit (the interpreter tears down under the thread: "terminate called without an
+active exception"). So :meth:`JobQueue.close` cancels what waits, stops the running job at its
+next step (a job reports each step through :meth:`Job.step`, which raises :class:`Cancelled`
+once the queue closes) and joins the worker.
 """
 
 from __future__ import annotations
@@ -23,6 +29,12 @@ from ..build import load_model_spec
 MAX_PENDING = 8
 #: Finished jobs remembered (their result files stay in the catalog's _jobs folder).
 KEEP_FINISHED = 200
+#: Seconds :meth:`JobQueue.close` waits for the running job to reach its next step.
+CLOSE_TIMEOUT = 60.0
+
+
+class Cancelled(Exception):
+    """Raised inside a job, at its next step, once the queue is closing."""
 
 
 @dataclass
@@ -39,6 +51,16 @@ class Job:
     result: str | None = None  # file path relative to the catalog folder
     created: float = field(default_factory=time.time)
     seconds: float = 0.0
+    cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def step(self, done: int, total: int | None = None) -> None:
+        """Report progress (``done`` of ``total`` steps); the work calls it at every step, which
+        is where a cancelled job stops (:class:`Cancelled`)."""
+        self.done = done
+        if total is not None:
+            self.total = total
+        if self.cancel.is_set():
+            raise Cancelled
 
     def public(self, position: int) -> dict:
         """What the job page polls (``/api/jobs/ID``); ``position``: jobs ahead of this one."""
@@ -61,16 +83,20 @@ class JobQueue:
 
     def __init__(self, max_pending: int = MAX_PENDING):
         self.jobs: dict[str, Job] = {}
-        self.pending: queue.Queue[tuple[Job, Callable[[Job], None]]] = queue.Queue()
+        self.pending: queue.Queue[tuple[Job, Callable[[Job], None]] | None] = queue.Queue()
         self.max_pending = max_pending
         self.lock = threading.Lock()
         self.order: list[str] = []
+        self.closed = False
         self.thread = threading.Thread(target=self._work, daemon=True, name="featurevis-jobs")
         self.thread.start()
 
     def submit(self, kind: str, title: str, fn: Callable[[Job], None]) -> Job:
-        """Queue ``fn(job)``; ``OverflowError`` when :attr:`max_pending` jobs already wait."""
+        """Queue ``fn(job)``; ``OverflowError`` when :attr:`max_pending` jobs already wait or the
+        queue is closed."""
         with self.lock:
+            if self.closed:
+                raise OverflowError("the server is shutting down")
             waiting = sum(1 for j in self.jobs.values() if j.status in ("queued", "running"))
             if waiting >= self.max_pending:
                 raise OverflowError(f"{waiting} jobs are already waiting; try again in a minute")
@@ -90,15 +116,31 @@ class JobQueue:
             ahead = [self.jobs[i] for i in self.order[: self.order.index(job.id)]]
         return sum(1 for j in ahead if j.status in ("queued", "running"))
 
+    def close(self, timeout: float = CLOSE_TIMEOUT) -> bool:
+        """Cancel every job that waits or runs and stop the worker; returns whether it stopped
+        within ``timeout`` seconds (the running job stops at its next step)."""
+        with self.lock:
+            self.closed = True
+            for job in self.jobs.values():
+                job.cancel.set()
+        self.pending.put(None)
+        self.thread.join(timeout)
+        return not self.thread.is_alive()
+
     def _work(self) -> None:
-        while True:
-            job, fn = self.pending.get()
+        while (item := self.pending.get()) is not None:
+            job, fn = item
+            if job.cancel.is_set():
+                job.status, job.message = "error", "cancelled: the server stopped"
+                continue
             job.status = "running"
             start = time.perf_counter()
             try:
                 fn(job)
                 job.seconds = time.perf_counter() - start
                 job.status = "done"
+            except Cancelled:
+                job.status, job.message = "error", "cancelled: the server stopped"
             except FeaturevisError as e:
                 job.status, job.message = "error", str(e)
             except Exception as e:  # a job must never kill the worker thread

@@ -8,6 +8,7 @@ on the app's one-worker :class:`~.jobs.JobQueue` and writes its image into the c
 
 import io
 import json
+import warnings
 from collections.abc import Callable
 from typing import Annotated
 
@@ -29,6 +30,14 @@ MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 40_000_000
 #: Dream jobs work at most at this side (CPU time stays in seconds to a minute).
 DREAM_MAX_SIDE = 512
+#: The forms' numbers, (least, most): each job stays within seconds to a minute of CPU and a
+#: bounded amount of memory. The form shows them, and a value outside is a 422.
+LIMITS = {
+    "render size": (32, 384),
+    "render steps": (1, 1024),
+    "dream octaves": (1, 6),
+    "dream steps": (1, 50),
+}
 #: Job results, inside the catalog folder.
 JOBS_DIR = "_jobs"
 
@@ -52,7 +61,16 @@ def new_page(
         raise Problem(404, "this catalog has no builds yet")
     context = dict(runs=runs, run=run or runs[-1]["run"], layer=layer, channel=channel)
     crumbs = [("render / dream", "/new")]
-    return ex.page(request, "new.html", "render / dream", crumbs, max_upload_mib=MAX_UPLOAD_BYTES // 2**20, **context)
+    return ex.page(
+        request,
+        "new.html",
+        "render / dream",
+        crumbs,
+        max_upload_mib=MAX_UPLOAD_BYTES // 2**20,
+        max_side=DREAM_MAX_SIDE,
+        limits=LIMITS,
+        **context,
+    )
 
 
 @router.post("/jobs/render")
@@ -61,8 +79,8 @@ def submit_render(
     run: str = Form(..., max_length=64),
     layer: str = Form(..., min_length=1, max_length=200),
     channel: int = Form(..., ge=0),
-    size: int = Form(128, ge=32, le=384),
-    steps: int = Form(256, ge=1, le=1024),
+    size: int = Form(128, ge=LIMITS["render size"][0], le=LIMITS["render size"][1]),
+    steps: int = Form(256, ge=LIMITS["render steps"][0], le=LIMITS["render steps"][1]),
     seed: int = Form(0, ge=0, le=2**31 - 1),
 ):
     """Queue one channel's visualization, made as the catalog makes its own."""
@@ -84,10 +102,10 @@ def _render_work(
     """The job that renders ``layer:channel`` and saves it as ``_jobs/ID.png``."""
 
     def work(job: Job) -> None:
-        job.total = settings.steps
+        job.step(0, settings.steps)
 
         def tick() -> None:
-            job.done += 1
+            job.step(job.done + 1)
 
         result = render_objective(model, O.channel(layer, channel), 1, settings, seed, tick)
         name = f"{JOBS_DIR}/{job.id}.png"
@@ -100,18 +118,15 @@ def _render_work(
 
 @router.post("/jobs/dream")
 async def submit_dream(
-    request: Request,
     ex: ExplorerDep,
     photo: Annotated[UploadFile, File()],
     run: str = Form(..., max_length=64),
     layer: str = Form("", max_length=200),
-    octaves: int = Form(3, ge=1, le=6),
-    steps: int = Form(10, ge=1, le=50),
+    octaves: int = Form(3, ge=LIMITS["dream octaves"][0], le=LIMITS["dream octaves"][1]),
+    steps: int = Form(10, ge=LIMITS["dream steps"][0], le=LIMITS["dream steps"][1]),
 ):
-    """Queue a DeepDream of the uploaded photo (at most :data:`DREAM_MAX_SIDE` px a side)."""
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > MAX_UPLOAD_BYTES + 65536:
-        raise Problem(413, f"upload too large: at most {MAX_UPLOAD_BYTES // 2**20} MiB")
+    """Queue a DeepDream of the uploaded photo (at most :data:`DREAM_MAX_SIDE` px a side). A body
+    far over :data:`MAX_UPLOAD_BYTES` was refused while it arrived (:class:`.app.BodyLimit`)."""
     data = await photo.read(MAX_UPLOAD_BYTES + 1)
     if len(data) > MAX_UPLOAD_BYTES:
         raise Problem(413, f"upload too large: at most {MAX_UPLOAD_BYTES // 2**20} MiB")
@@ -138,11 +153,8 @@ def _dream_work(
     """The job that dreams on ``image`` and saves it as ``_jobs/ID.jpg``."""
 
     def work(job: Job) -> None:
-        def tick(done: int, total: int) -> None:
-            job.done, job.total = done, total
-
         result = dream(
-            model, from_pil(image), layer or None, octaves=octaves, steps=steps, on_step=tick, progress=False
+            model, from_pil(image), layer or None, octaves=octaves, steps=steps, on_step=job.step, progress=False
         )
         job.result = f"{JOBS_DIR}/{job.id}.jpg"
         save_image(result.image, ex.root / job.result, quality=92)
@@ -156,15 +168,20 @@ def decode_upload(data: bytes) -> Image.Image:
     pixel count is checked before decoding, so a small file cannot unpack into gigabytes."""
     if not data:
         raise Problem(400, "the upload is empty; choose a photo")
+    too_large = f"image too large: at most {MAX_UPLOAD_PIXELS:,} pixels"
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            if im.width * im.height > MAX_UPLOAD_PIXELS:
-                raise Problem(413, f"image too large: {im.width}x{im.height} is over {MAX_UPLOAD_PIXELS:,} pixels")
-            im = ImageOps.exif_transpose(im)
-            im.load()
-            im = im.convert("RGB")
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError):
-        raise Problem(415, "the upload is not an image (PNG, JPEG, WebP...)") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # a bomb is refused, not decoded
+            with Image.open(io.BytesIO(data)) as im:
+                if im.width * im.height > MAX_UPLOAD_PIXELS:
+                    raise Problem(413, f"{too_large}; this one is {im.width}x{im.height}")
+                im = ImageOps.exif_transpose(im)
+                im.load()
+                im = im.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise Problem(413, too_large) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise Problem(415, "the upload is not an image Pillow can read whole (PNG, JPEG, WebP...)") from None
     if min(im.size) < 16:
         raise Problem(400, f"image is {im.width}x{im.height}; need at least 16x16 pixels")
     im.thumbnail((DREAM_MAX_SIDE, DREAM_MAX_SIDE), Image.Resampling.LANCZOS)

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from ...core.errors import unknown
+from ...core.errors import FeaturevisError, unknown
 from ..store import CatalogStore
 from .jobs import JobQueue, ModelCache
 
@@ -36,8 +36,12 @@ class Explorer:
 
     def store(self) -> CatalogStore:
         """A read-only connection for one request (``with ex.store() as s``): connections are cheap,
-        and the database's WAL mode lets a build write meanwhile."""
-        return CatalogStore(self.root, readonly=True)
+        and the database's WAL mode lets a build write meanwhile. A catalog gone or broken since
+        the server started is a 503 (the server's trouble, not the request's)."""
+        try:
+            return CatalogStore(self.root, readonly=True)
+        except FeaturevisError as e:
+            raise Problem(503, str(e)) from None
 
     def run(self, s: CatalogStore, run: str) -> sqlite3.Row:
         """The catalog run ``run``, or a 404."""
