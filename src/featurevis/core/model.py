@@ -142,12 +142,23 @@ class FeatureModel(nn.Module):
 
                 return hook
 
+            if size != self.input_size:  # the probe at the model's own size is what measures it
+                from .memory import check_request
+
+                check_request(self, 1, size, size, grad=False, copies=1, what=f"{self.name} at {size} px")
             for name, mod in self._modules_by_name.items():
                 hooks.append(mod.register_forward_hook(make_hook(name)))
             try:
                 with torch.no_grad():
                     out = _first_tensor(self._run(torch.zeros(1, 3, size, size, device=self.device)))
                 self._output_shape[key] = tuple(out.shape[1:]) if out is not None else ()
+            except (FeaturevisError, MemoryError):
+                raise
+            except Exception as e:  # the first images it is shown: say it is the model, not featurevis
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                raise FeaturevisError(
+                    f"model {self.name} does not accept a (1, 3, {size}, {size}) image batch: {first}"
+                ) from None
             finally:
                 for h in hooks:
                     h.remove()
