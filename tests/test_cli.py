@@ -210,7 +210,7 @@ def test_unwritable_output_fails_before_any_work(argv, tmp_path, monkeypatch, ca
     [
         (["render", "_blocks.8:1", "--lr", "nan"], "--lr must be a finite number, got 'nan'"),
         (["render", "_blocks.8:1", "--lr=-inf"], "--lr must be a finite number, got '-inf'"),
-        (["render", "_blocks.8:1", "--lr", "0"], "--lr must be positive, got '0'"),
+        (["render", "_blocks.8:1", "--lr", "0"], "--lr must be positive and at most 10, got '0'"),
         (["render", "_blocks.8:1", "--steps", "0"], "--steps must be positive, got '0'"),
         (["render", "_blocks.8:1", "--diversity", "nan"], "--diversity must be a finite number"),
         (["invert", "p.png", "--lr", "nan"], "--lr must be a finite number"),

@@ -82,13 +82,38 @@ def test_nan_stops_and_keeps_the_last_good_image(tiny):
     torch.testing.assert_close(r.images, run(tiny, steps=16).images)
 
 
+class _Poisoning(torch.optim.SGD):
+    """An update that makes every parameter infinite (what lr=1e308 did before it was refused)."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.fill_(float("inf"))
+
+
 def test_nan_from_the_very_first_update_keeps_the_initial_image(tiny):
-    """lr=inf makes the first update non-finite: the next objective is NaN and the images go
-    back to the start, which gave the only finite objective."""
+    """A first update that turns the parameters infinite makes the next objective NaN: the
+    images go back to the start, which gave the only finite objective (a real image, not the
+    all-black picture of NaN pixels)."""
     start = pixels(squash="clamp")().detach()
-    r = run(tiny, param=pixels(squash="clamp"), lr=float("inf"))
+    r = run(tiny, param=pixels(squash="clamp"), optimizer=lambda ps: _Poisoning(ps, lr=0.1))
     assert len(r.history) == 1 and torch.isfinite(r.images).all()
     torch.testing.assert_close(r.images, start)
+
+
+@pytest.mark.parametrize("lr", [float("inf"), float("nan"), -1.0])
+def test_a_learning_rate_that_cannot_give_finite_images_is_refused(tiny, lr):
+    with pytest.raises(fv.FeaturevisError, match="learning rate must be a finite number >= 0"):
+        run(tiny, lr=lr)
+
+
+def test_an_objective_not_finite_at_the_start_is_an_error_not_a_result(tiny):
+    """No step ever gave a finite value, so there is no good image: an error, never a
+    "success" holding NaN values."""
+    obj = fv.Objective(lambda a: a["conv2"][:, 0].mean((1, 2)) * float("nan"), frozenset({"conv2"}), "nan")
+    with pytest.raises(fv.FeaturevisError, match="not a finite number"):
+        run(tiny, obj)
 
 
 def test_one_tile_gradient_in_the_loop_is_the_plain_one(tiny):

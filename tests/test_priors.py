@@ -177,8 +177,10 @@ def test_prior_train_learns_and_a_divergence_keeps_the_last_good_weights(tiny, p
     mse = [e[1] for e in gen.meta["eval"]]
     assert mse[-1] < mse[0]  # the held-out reconstruction error falls
     out = tmp_path / "nan.pt"
-    with pytest.raises(fv.FeaturevisError, match=r"diverged at step 1\b.*lower --lr"):
+    with pytest.raises(fv.FeaturevisError, match="learning rate must be a finite number"):
         fv.train_prior(tiny, "pool", imgs, out=out, steps=5, batch=2, width=8, lr=float("inf"), progress=False)
+    with pytest.raises(fv.FeaturevisError, match=r"diverged at step 1\b.*lower --lr"):
+        fv.train_prior(tiny, "pool", imgs, out=out, steps=5, batch=2, width=8, lr=1e30, progress=False)
     saved = fv.load_generator(out)  # the weights that gave the last finite loss, loadable
     assert saved.meta["steps"] == 1
     assert all(torch.isfinite(v).all() for v in saved.net.state_dict().values())

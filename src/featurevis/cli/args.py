@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import math
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,24 +42,68 @@ class CommandParser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.output: Output | None = None
+        #: Options that are the side of square images the command makes (``--size``,
+        #: ``--save-size``), and the one that is how many it makes at once (``--batch``).
+        self.square_sides: list[str] = []
+        self.batch_option: str | None = None
 
     def error(self, message: str) -> NoReturn:
         # "argument --lr: must be positive, got '0'" reads better as "--lr must be positive, ..."
         message = re.sub(r"^argument ([^:]+): must ", r"\1 must ", message)
+        message = re.sub(r"^argument ([^:]+): ", r"\1: ", message)
         self.exit(2, f"{self.prog}: error: {message}\n")
 
     def parse(self, argv: Sequence[str]) -> argparse.Namespace:
         """Parse ``argv`` (options and positionals in any order), resolve ``args.model`` and
         check the output; a problem raises (usage: ``SystemExit(2)``; else ``FeaturevisError``)."""
+        _escape_unprintable_paths()
         args = self.parse_intermixed_args(argv)
         if hasattr(args, "model"):
             args.model = _one_model(vars(args).pop("model_positional", None), args.model)
+        self._check_memory(args)
         if self.output is not None:
             out = self.output
             default = out.default(args) if callable(out.default) else out.default
             args.output = Path(args.output or default)
             out.check(args.output, args)
         return args
+
+    def _check_memory(self, args: argparse.Namespace) -> None:
+        """Refuse square images that cannot fit before loading anything: their pixels alone
+        (the model's activations are checked when it is loaded, by the recipe)."""
+        from ..core.memory import check_request
+
+        batch = getattr(args, self.batch_option, 1) if self.batch_option else 1
+        for dest in self.square_sides:
+            side = getattr(args, dest, None) or (_input_size(args) if dest == "size" else None)
+            if side:
+                flag = "--" + dest.replace("_", "-")
+                what = f"{flag} {side}" + (f" with --batch {batch}" if batch > 1 else "")
+                hint = f"use a smaller {flag}" + (" or --batch" if batch > 1 else "")
+                check_request(None, batch, side, side, what=what, hint=hint, device=_device(args))
+
+
+def _input_size(args: argparse.Namespace) -> int | None:
+    """The zoo model's own input size (the default --size), read without loading it."""
+    from ..zoo import ALIASES, ZOO
+
+    entry = ZOO.get(ALIASES.get(getattr(args, "model", None) or "", getattr(args, "model", None) or ""))
+    return entry.input_size if entry is not None else None
+
+
+def _device(args: argparse.Namespace) -> str | None:
+    device = getattr(args, "device", None)
+    return None if device in (None, "auto") else device
+
+
+def _escape_unprintable_paths() -> None:
+    """Print what stdout cannot encode (a file name that is not UTF-8, kept by Python as lone
+    surrogates) as escapes, instead of failing after the work is done."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
 
 
 # -- numbers -----------------------------------------------------------------------------
@@ -99,14 +142,38 @@ non_negative_float = _bounded(
     float, lambda v: v >= 0, ">= 0", "A finite number >= 0 (a penalty weight, 0 meaning none)."
 )
 probability = _bounded(float, lambda v: 0 <= v <= 1, "between 0 and 1", "A number in [0, 1].")
+#: Largest learning rate: Adam moves each parameter by about ``lr`` per step, so beyond this an
+#: image only saturates (and near 1e308 the arithmetic overflows to NaN).
+MAX_LR = 10.0
+learning_rate = _bounded(
+    float, lambda v: 0 < v <= MAX_LR, f"positive and at most {MAX_LR:g}", "A learning rate in (0, 10]."
+)
+fraction = _bounded(float, lambda v: 0 < v <= 1, "in (0, 1]", "A step in [0, 1] pixel units, > 0.")
+#: Seeds run 0..2**63-1: torch takes 64-bit seeds, and recipes add small offsets (restarts, frames).
+MAX_SEED = 2**63 - 1
+seed = _bounded(int, lambda v: 0 <= v <= MAX_SEED, "between 0 and 2**63-1", "A random seed, 0..2**63-1.")
+port = _bounded(int, lambda v: 1 <= v <= 65535, "between 1 and 65535", "A TCP port, 1..65535.")
+
+
+def device(text: str) -> str:
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``, and present on this machine."""
+    from ..core.engine import resolve_device
+
+    if text == "auto":
+        return text
+    try:
+        resolve_device(text)
+    except FeaturevisError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 def int_list(text: str) -> list[int]:
-    """``64,128``: comma-separated integers (empty items ignored)."""
+    """``64,128``: comma-separated positive integers (empty items ignored)."""
     try:
-        return [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be comma-separated integers, got {text!r}") from None
+        return [positive_int(t) for t in text.split(",") if t.strip()]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated positive integers, got {text!r}") from None
 
 
 # -- the model ---------------------------------------------------------------------------
@@ -167,16 +234,16 @@ def image_file(path: Path, args: argparse.Namespace | None = None) -> None:
 
 def folder(path: Path, args: argparse.Namespace | None = None) -> None:
     """A folder that exists or can be made, and can be written; checked without creating it."""
-    if path.exists() and not path.is_dir():
-        raise FeaturevisError(f"{path}: exists and is not a folder")
-    nearest = next(p for p in (path, *path.parents) if p.exists())
-    if not nearest.is_dir():
-        raise FeaturevisError(f"{path}: cannot write there ({nearest} is not a folder)")
-    try:
-        with tempfile.TemporaryFile(dir=nearest):
-            pass
-    except OSError as e:
-        raise FeaturevisError(f"{path}: cannot write there ({e.strerror or e})") from None
+    from ..core.images import check_path
+
+    check_path(path, folder=True)
+
+
+def writable_file(path: Path, args: argparse.Namespace | None = None) -> None:
+    """Any file (a checkpoint, a network) in a folder we can create and write."""
+    from ..core.images import check_path
+
+    check_path(path)
 
 
 def add_output(
@@ -195,9 +262,27 @@ def add_output(
 
 
 # -- the rest ----------------------------------------------------------------------------
-def add_size(p: argparse.ArgumentParser, help: str, default: int | None = None, *, zero: bool = False) -> None:
-    """``--size PX``; ``zero=True`` allows 0 (meaning "the photo's own")."""
+def add_size(
+    p: CommandParser, help: str, default: int | None = None, *, zero: bool = False, square: bool = True
+) -> None:
+    """``--size PX``; ``zero=True`` allows 0 (meaning "the photo's own"). ``square``: the side
+    of the square images the command makes, checked against memory when parsed (a photo's
+    longest side is checked once the photo's shape is known)."""
     p.add_argument("--size", metavar="PX", type=non_negative_int if zero else positive_int, default=default, help=help)
+    if square:
+        p.square_sides.append("size")
+
+
+def add_save_size(p: CommandParser, help: str) -> None:
+    """``--save-size PX``: draw the saved images anew at this side (checked like ``--size``)."""
+    p.add_argument("--save-size", metavar="PX", type=positive_int, help=help)
+    p.square_sides.append("save_size")
+
+
+def add_batch(p: CommandParser, help: str, default: int) -> None:
+    """``--batch N``: images made at once; the memory check multiplies the sizes by it."""
+    p.add_argument("--batch", metavar="N", type=positive_int, default=default, help=help)
+    p.batch_option = "batch"
 
 
 def add_steps(p: argparse.ArgumentParser, help: str, default: int | None = None) -> None:
@@ -206,16 +291,17 @@ def add_steps(p: argparse.ArgumentParser, help: str, default: int | None = None)
 
 
 def add_lr(p: argparse.ArgumentParser, help: str, default: float | None = None) -> None:
-    """``--lr RATE``: a positive, finite learning rate."""
-    p.add_argument("--lr", metavar="RATE", type=positive_float, default=default, help=help)
+    """``--lr RATE``: a positive learning rate, at most :data:`MAX_LR`."""
+    p.add_argument("--lr", metavar="RATE", type=learning_rate, default=default, help=help)
 
 
 def add_device(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
+    """``--device``: checked when parsed (known, and present on this machine)."""
+    p.add_argument("--device", type=device, default="auto", help="cpu, cuda, cuda:1, mps or auto (default)")
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
     """``--device``, ``--seed`` and ``-q/--quiet`` (read as ``args.progress``)."""
     add_device(p)
-    p.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed for every random choice, 0..2**63-1 (default 0)")
     p.add_argument("-q", "--quiet", dest="progress", action="store_false", help="no progress bar")

@@ -5,7 +5,17 @@ from __future__ import annotations
 
 import argparse
 
-from .args import add_common, add_model, add_output, add_size, add_steps, folder, non_negative_int, positive_int
+from .args import (
+    add_batch,
+    add_common,
+    add_model,
+    add_output,
+    add_size,
+    add_steps,
+    folder,
+    non_negative_int,
+    positive_int,
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     add_size(p, "render side in px (default %(default)s)", 128)
     add_steps(p, "steps per render (default %(default)s)", 256)
-    p.add_argument("--batch", type=positive_int, default=16, help="channels rendered together (default 16)")
+    add_batch(p, "channels rendered together (default %(default)s)", 16)
     p.add_argument(
         "--diversity", type=non_negative_int, default=3, help="images per channel in the diversity set (0: none)"
     )

@@ -15,6 +15,7 @@ from .args import (
     add_model,
     add_output,
     add_steps,
+    fraction,
     image_file,
     model_from_args,
     positive_float,
@@ -80,7 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--octaves", type=positive_int, default=4, help="number of scales (default 4)")
     p.add_argument("--octave-scale", type=positive_float, default=1.4, help="ratio between scales (default 1.4)")
     add_steps(p, "steps per octave (default %(default)s)", 10)
-    p.add_argument("--step-size", type=positive_float, default=0.01, help="pixel change per step (default 0.01)")
+    p.add_argument("--step-size", type=fraction, default=0.01, help="mean pixel change per step, (0, 1] (default 0.01)")
     p.add_argument("--tile", type=positive_int, default=512, help="tile side in px; bounds memory (default 512)")
     p.add_argument("--guide", default=None, help="guide image: pull the photo toward its features")
     p.add_argument("--mask", default=None, help="mask image: white dreams, black keeps the photo")

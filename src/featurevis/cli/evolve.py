@@ -6,7 +6,17 @@ import argparse
 
 from ..core.errors import FeaturevisError
 from ..recipes.evolve import DEFAULT_GENERATIONS, DEFAULT_POPULATION, DEFAULT_SIZE, ENCODINGS, evolve
-from .args import add_common, add_model, add_output, add_size, folder, model_from_args, positive_int, probability
+from .args import (
+    add_common,
+    add_model,
+    add_output,
+    add_save_size,
+    add_size,
+    folder,
+    model_from_args,
+    positive_int,
+    probability,
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="offspring per generation, scored in one batch (default %(default)s)",
     )
     add_size(p, "side the network sees, px (default %(default)s)", DEFAULT_SIZE)
-    p.add_argument("--save-size", type=positive_int, help="draw the saved images at this side (a CPPN stays sharp)")
+    add_save_size(p, "draw the saved images at this side (a CPPN stays sharp)")
     p.add_argument("--elites", type=positive_int, default=4, help="parents kept per class (default 4)")
     p.add_argument("--crossover", type=probability, default=0.2, help="crossover probability (default 0.2)")
     p.add_argument("--top", type=positive_int, help="save only the N classes with the most confident images")

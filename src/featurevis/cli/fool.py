@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--norm", choices=("linf", "l2"), default="linf", help="how eps is measured (default linf)")
     p.add_argument("--eps", type=parse_eps, default=DEFAULT_EPS, help="budget, e.g. 2/255 (default) or 0.5 for l2")
     add_steps(p, "PGD steps (default %(default)s)", DEFAULT_STEPS)
-    add_size(p, "longest side in px (default %(default)s; 0: the photo's own)", DEFAULT_SIZE, zero=True)
+    add_size(p, "longest side in px (default %(default)s; 0: the photo's own)", DEFAULT_SIZE, zero=True, square=False)
     add_output(
         p, "adversarial photo, .png (default PHOTO-adv.png)", lambda a: f"{Path(a.photo).stem}-adv.png", _check_png
     )

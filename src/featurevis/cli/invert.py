@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-l", "--layers", default=None, help="LAYER[=W][,LAYER...]: matched together")
     p.add_argument("--all-layers", action="store_true", help="a strip of reconstructions, shallow to deep")
     add_output(p, "output image (default PHOTO-invert.png)", lambda args: f"{Path(args.photo).stem}-invert.png")
-    add_size(p, "working side in px (default %(default)s)", DEFAULT_SIZE)
+    add_size(p, "longest side to work at, px (default %(default)s)", DEFAULT_SIZE, square=False)
     add_steps(p, "optimization steps (default %(default)s)", 200)
     add_lr(p, "Adam learning rate (default %(default)s)", 0.05)
     p.add_argument("--tv", type=non_negative_float, default=1.0, help="total-variation weight (default 1)")

@@ -10,6 +10,7 @@ from ..core.errors import FeaturevisError
 from ..core.photos import load_folder
 from ..recipes.prior_train import train_prior
 from .args import (
+    add_batch,
     add_common,
     add_lr,
     add_model,
@@ -20,6 +21,7 @@ from .args import (
     model_from_args,
     non_negative_float,
     positive_int,
+    writable_file,
 )
 
 
@@ -33,7 +35,8 @@ def _check_output(path: Path, args: argparse.Namespace) -> None:
         raise FeaturevisError(f"{path}: a generator file must end in .pt or .pth")
     if args.resume and not path.exists():
         raise FeaturevisError(f"{path}: no checkpoint to resume from")
-    image_file(path.with_suffix(".png"))  # the folder; the samples image is written beside it
+    writable_file(path)
+    image_file(path.with_suffix(".png"))  # the samples image, written beside it
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -49,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         aliases=["--out"],
     )
     p.add_argument("--resume", action="store_true", help="continue from the output file's checkpoint")
-    p.add_argument("--batch", type=positive_int, default=4, help="crops per step (default 4)")
+    add_batch(p, "crops per step (default %(default)s)", 4)
     add_lr(p, "Adam learning rate (default %(default)s)", 1e-3)
     p.add_argument("--width", type=positive_int, default=64, help="generator width (default 64)")
     add_size(p, "image side in px (default: the model's)")

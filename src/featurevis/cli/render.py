@@ -8,10 +8,12 @@ import argparse
 from ..core.errors import FeaturevisError
 from ..recipes.render import DEFAULT_STEPS
 from .args import (
+    add_batch,
     add_common,
     add_lr,
     add_model,
     add_output,
+    add_save_size,
     add_size,
     add_steps,
     finite_float,
@@ -36,10 +38,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_output(p, "output PNG/JPG (default: derived from the target)", _default_output)
     add_size(p, "image side in px (default: the model's input size)")
     add_steps(p, f"steps (default {DEFAULT_STEPS}; dgn: 200)")
-    p.add_argument("--batch", type=positive_int, default=1, help="images rendered together (a grid)")
+    add_batch(p, "images rendered together (a grid)", 1)
     add_lr(p, "learning rate (default 0.05; cppn 0.003; dgn 0.1)")
     p.add_argument("--param", choices=list(PARAMETERIZATIONS), default="fourier", help="parameterization")
-    p.add_argument("--save-size", type=positive_int, help="cppn only: draw the result again at this side to save it")
+    add_save_size(p, "cppn only: draw the result again at this side to save it")
     p.add_argument("--no-decorrelate", action="store_true", help="optimize RGB instead of decorrelated colour")
     p.add_argument(
         "--transforms",

@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_NOISE,
         help="SmoothGrad noise, fraction of range (default %(default)s)",
     )
-    add_size(p, "longest side in px (default %(default)s; 0: the photo's own)", DEFAULT_SIZE, zero=True)
+    add_size(p, "longest side in px (default %(default)s; 0: the photo's own)", DEFAULT_SIZE, zero=True, square=False)
     add_output(p, "panel image (default PHOTO-saliency.png)", lambda args: f"{Path(args.photo).stem}-saliency.png")
     p.add_argument("--separate", action="store_true", help="also write each view as its own image")
     add_common(p)

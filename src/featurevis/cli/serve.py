@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 
 from ..core.errors import FeaturevisError
-from .args import positive_int
+from .args import port
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -16,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "folder", nargs="?", default="featurevis-catalog", help="catalog folder (default ./featurevis-catalog)"
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=positive_int, default=8000, help="port (default 8000)")
+    p.add_argument("--port", type=port, default=8000, help="port, 1..65535 (default 8000)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -54,7 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", choices=("content", "noise"), default="content", help="start image (default content)")
     p.add_argument("--tv", type=non_negative_float, default=0.3, help="total-variation weight (default 0.3)")
     p.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
-    add_size(p, "working side in px (default %(default)s)", DEFAULT_SIZE)
+    add_size(p, "longest side to work at, px (default %(default)s)", DEFAULT_SIZE, square=False)
     add_steps(p, "optimization steps (default %(default)s)", 300)
     add_lr(p, "Adam learning rate (default %(default)s)", 0.2)
     add_common(p)

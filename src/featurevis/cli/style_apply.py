@@ -16,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("network", help="a network file from `featurevis style-train`")
     p.add_argument("photo", help="the photo to stylize")
     add_output(p, "output image (default PHOTO-fast-style.png)", lambda args: f"{Path(args.photo).stem}-fast-style.png")
-    add_size(p, "longest side in px (default: the photo's)")
+    add_size(p, "longest side in px (default: the photo's)", square=False)
     add_device(p)
 
 

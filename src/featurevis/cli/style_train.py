@@ -9,7 +9,17 @@ from pathlib import Path
 from ..core.images import load_image
 from ..core.photos import load_folder
 from ..recipes.fast_style import check_net_path, train_style_net
-from .args import add_common, add_model, add_output, add_size, add_steps, model_from_args, positive_float, positive_int
+from .args import (
+    add_batch,
+    add_common,
+    add_model,
+    add_output,
+    add_size,
+    add_steps,
+    model_from_args,
+    positive_float,
+    positive_int,
+)
 from .style import add_style_options
 
 
@@ -26,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--minutes", type=positive_float, default=2.5, help="training time (default 2.5)")
     add_steps(p, "training steps (overrides --minutes)")
     add_size(p, "crop side in px (default %(default)s)", 128)
-    p.add_argument("--batch", type=positive_int, default=4, help="crops per step (default 4)")
+    add_batch(p, "crops per step (default %(default)s)", 4)
     add_style_options(p)
     p.add_argument("--width", type=positive_int, default=16, help="network width (default 16)")
     add_common(p)

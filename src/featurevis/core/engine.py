@@ -10,6 +10,7 @@ handling, snapshots, schedules, progress and autocast live here once.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from tqdm.auto import tqdm
 from . import transforms as T
 from .errors import FeaturevisError
 from .images import make_grid, save_image
+from .memory import check_request
 from .model import INPUT, LOGITS, FeatureModel
 from .objectives import Objective
 from .params import Parameterization
@@ -50,6 +52,9 @@ class RenderResult(Result):
         large. Only resolution-independent parameterizations (``param="cppn"``) can."""
         if self.param is None:
             raise FeaturevisError("this result keeps no parameterization to draw again")
+        h, w = (size, size) if isinstance(size, int) else size
+        # The drawing itself goes in bands; the images, and the grid or file made of them, do not.
+        check_request(None, len(self.images), h, w, copies=2, what=f"drawing at {w}x{h} px", hint="use a smaller size")
         return self.param.render_at(size).float().cpu()
 
     def save(self, path: str | Path, ncols: int | None = None, size: int | None = None) -> Path:
@@ -63,18 +68,39 @@ class RenderResult(Result):
         return f"RenderResult({self.objective}, {b} image(s) {w}x{h}, values [{vals}])"
 
 
+#: Devices a model can be visualized on (``torch.device`` knows many more, like "meta" or "xla").
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None``/``"auto"`` (a GPU if there is one), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``,
+    checked to be present here, so a typo fails before any work."""
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise FeaturevisError("CUDA was asked for but torch sees no GPU; use --device cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in DEVICE_TYPES:
+        raise FeaturevisError(f"unknown device {str(device)!r}: use cpu, cuda, cuda:N, mps or auto")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise FeaturevisError(f"{device} was asked for but torch sees no CUDA GPU; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise FeaturevisError(f"{device}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise FeaturevisError("mps was asked for but torch sees no Apple GPU; use --device cpu")
     return dev
 
 
-def validate(model: FeatureModel, objective: Objective, size: int) -> None:
-    """Check every layer and channel the objective reads, with a clear message."""
-    for layer, ch in objective.checks:
+def validate(model: FeatureModel, objective: Objective, size: int | tuple[int, int], batch: int = 1) -> None:
+    """Check, before any work, that ``batch`` images of ``size`` px (a side, or ``(height,
+    width)``) fit in memory with their activations and gradients, and that every layer, channel
+    and neuron position the objective reads exists (at the longest side), with a clear message."""
+    h, w = (size, size) if isinstance(size, int) else size
+    check_request(model, batch, h, w, device=model.device)
+    size = max(h, w)
+    for layer, ch, *position in objective.checks:
         model.check_layer(layer)
         if layer in (INPUT, LOGITS):
             if ch is None or layer == INPUT:
@@ -92,6 +118,13 @@ def validate(model: FeatureModel, objective: Objective, size: int) -> None:
         n = shape[0] if shape else 0
         if not 0 <= ch < n:
             raise FeaturevisError(f"channel {ch} out of range: {layer} has channels 0..{n - 1}")
+        if position:
+            (x, y), (map_h, map_w) = position[0], shape[-2:]
+            if not (0 <= x < map_w and 0 <= y < map_h):
+                raise FeaturevisError(
+                    f"neuron position @{x},{y} is outside {layer}'s map at {size} px: "
+                    f"x 0..{map_w - 1}, y 0..{map_h - 1}"
+                )
 
 
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:
@@ -170,7 +203,9 @@ def optimize(
     device = model.device
     param = param.to(device)
     transforms = transforms or T.none()
-    opt = optimizer(param.parameters()) if optimizer else torch.optim.Adam(param.parameters(), lr=lr)
+    opt = optimizer(param.parameters()) if optimizer else torch.optim.Adam(param.parameters(), lr=check_lr(lr))
+    for group in opt.param_groups:
+        check_lr(group["lr"])
     sched = _scheduler(opt, schedule, steps)
     gradient = gradient or Gradient()
     history: list[torch.Tensor] = []
@@ -190,11 +225,13 @@ def optimize(
             values = gradient(model, objective, transforms(img, generator), {**extras, INPUT: img})
             del img, extras  # not needed for the step, which may want the memory (a huge dream)
             if not torch.isfinite(values).all():
+                if step == 0:  # the start itself: no good image to keep
+                    raise FeaturevisError(_not_finite(objective, values))
                 total = values.detach().sum().item()
                 tqdm.write(f"featurevis: objective became {total} at step {step}; keeping the last good image")
                 _restore(trainable, last_good)
                 break
-            if step % 8 == 0:  # these parameters just gave a finite objective: a true "last good"
+            if step % 8 == 0 and _finite(trainable):  # they just gave a finite objective: a true "last good"
                 last_good = _snapshot(trainable)
             opt.step()
             param.constrain()
@@ -221,6 +258,8 @@ def optimize(
             final, extras = param.images_and_extras()
         del last_good
         values = gradient(model, objective, final, {**extras, INPUT: final}, backward=False).detach().cpu()
+    if not torch.isfinite(final).all():  # not even the starting images: nothing to keep
+        raise FeaturevisError(f"the images {objective.name} was optimized on are not finite from the start")
     return RenderResult(
         images=final.float().cpu(),
         history=torch.stack(history) if history else torch.zeros(0, final.shape[0]),
@@ -231,6 +270,30 @@ def optimize(
         seconds=time.perf_counter() - start,
         param=param,
     )
+
+
+def _not_finite(objective: Objective, values: torch.Tensor) -> str:
+    shown = ", ".join(f"{v:.3g}" for v in values.detach().flatten().tolist()[:4])
+    return (
+        f"the objective {objective.name} is not a finite number ({shown}) for the starting images: "
+        "check its weights and inputs"
+    )
+
+
+def check_lr(lr: float) -> float:
+    """A learning rate must be a finite number >= 0 (``inf`` or ``nan`` turns every parameter
+    into NaN on the first step; 0 leaves them as they are)."""
+    try:
+        value = float(lr)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise FeaturevisError(f"learning rate must be a finite number >= 0, not {lr!r}")
+    return value
+
+
+def _finite(params: Sequence[torch.Tensor]) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in params)
 
 
 def _snapshot(params: Sequence[torch.Tensor]) -> list[torch.Tensor]:

@@ -12,6 +12,7 @@ import math
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,8 +24,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import FeaturevisError
 
 #: Pillow's decompression-bomb limit, raised to what a 2 CPU / 24 GiB machine still handles.
+#: Pillow only warns between this and twice this; :func:`load_image` refuses both.
 MAX_PIXELS = 200_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+#: Memory per pixel while a file is read: decoded 8-bit RGB (twice: the file's mode, then RGB)
+#: and two float32 copies (the array, then the tensor's channel-first copy).
+LOAD_BYTES_PER_PIXEL = 30
 
 
 def to_pil(img: torch.Tensor) -> Image.Image:
@@ -58,21 +63,42 @@ def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = Non
     if p.is_dir():
         raise FeaturevisError(f"{p}: is a directory, not an image")
     try:
-        with Image.open(p) as im:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(p)
+        with im:
+            _check_pixels(p, *im.size)  # from the header: before decoding a byte of pixels
             im = ImageOps.exif_transpose(im)
             im.load()
+    except FeaturevisError:
+        raise
     except UnidentifiedImageError:
         raise FeaturevisError(f"{p}: not an image Pillow can read") from None
-    except Image.DecompressionBombError:
-        raise FeaturevisError(f"{p}: image too large (over {MAX_PIXELS:,} pixels)") from None
-    except (OSError, SyntaxError) as e:
-        raise FeaturevisError(f"{p}: damaged or truncated image ({e})") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise FeaturevisError(f"{p}: image too large (over {MAX_PIXELS:,} pixels); shrink it first") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise FeaturevisError(f"{p}: damaged or truncated image ({_first_line(e)})") from None
     if min(im.size) < 2:
         raise FeaturevisError(f"{p}: image is {im.size[0]}x{im.size[1]}; need at least 2x2 pixels")
     if size is not None:
         wh = (size, size) if isinstance(size, int) else (size[1], size[0])
         im = im.convert("RGB").resize(wh, Image.Resampling.LANCZOS)
     return from_pil(im)
+
+
+def _check_pixels(p: Path, width: int, height: int) -> None:
+    """An image's pixels against Pillow's limit (even where its warning is ignored) and memory."""
+    from .memory import BYTES_PER_PIXEL, check_request
+
+    if width * height > MAX_PIXELS:
+        raise FeaturevisError(f"{p}: image too large ({width}x{height} is over {MAX_PIXELS:,} pixels); shrink it first")
+    copies = LOAD_BYTES_PER_PIXEL / BYTES_PER_PIXEL
+    check_request(None, 1, height, width, copies=copies, what=f"reading {p} ({width}x{height})", hint="shrink it first")
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
 
 
 #: What recipes accept as an image: a tensor or a file path.
@@ -117,6 +143,10 @@ def fit_size(image: torch.Tensor, size: int | None, enlarge: bool = True) -> tor
     hw = (max(2, round(h * s)), max(2, round(w * s)))
     if hw == (h, w):
         return image
+    if s > 1:  # an enlarged image is made to be worked on: refuse one the work cannot hold
+        from .memory import check_request
+
+        check_request(None, image.shape[0], *hw, what=f"working at {hw[1]}x{hw[0]} px", hint="use a smaller size")
     return F.interpolate(image, size=hw, mode="bilinear", align_corners=False, antialias=s < 1).clamp(0, 1)
 
 
@@ -205,17 +235,75 @@ class ShowsImage:
         return buf.getvalue()
 
 
+#: :func:`atomic_write` first writes ``.NAME.XXXXXXXX.tmp``: 14 bytes more than ``NAME``.
+TEMP_NAME_EXTRA = 14
+
+
+def _shown(p: Path, limit: int = 60) -> str:
+    text = str(p)
+    return text if len(text) <= limit else f"{text[: limit // 2]}...{text[-limit // 2 :]}"
+
+
+def _pathconf(folder: Path, name: str, default: int) -> int:
+    try:
+        return os.pathconf(folder, name)
+    except (OSError, ValueError):
+        return default
+
+
+def _exists(p: Path) -> bool:
+    """Whether ``p`` exists; ``False`` also where it cannot even be looked up (a name too long,
+    a parent that is a file)."""
+    try:
+        p.stat()
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def check_path(path: str | os.PathLike, *, folder: bool = False) -> Path:
+    """Fail early (before minutes of work) if ``path`` cannot be written: a folder where a file
+    goes (or a file where a folder goes), a name longer than the file system allows, a parent
+    that is a file, no write permission, a file system like /proc. Creates nothing, so a
+    refused run leaves no empty folders behind (the parents are made when the file is written).
+    """
+    p = Path(path)
+    absolute = Path(os.path.abspath(p))
+    # The names first: stat() itself fails on a name that is too long.
+    nearest = next(a for a in (absolute, *absolute.parents) if _exists(a))
+    name_max = _pathconf(nearest, "PC_NAME_MAX", 255)
+    new = absolute.relative_to(nearest).parts
+    for i, part in enumerate(new):
+        room = name_max - (TEMP_NAME_EXTRA if i == len(new) - 1 and not folder else 0)
+        if len(os.fsencode(part)) > room:
+            raise FeaturevisError(
+                f"{_shown(p)}: a name of {len(os.fsencode(part))} bytes is too long for this file system "
+                f"(at most {room} here)"
+            )
+    path_max = _pathconf(nearest, "PC_PATH_MAX", 4096)
+    if len(os.fsencode(str(absolute))) + TEMP_NAME_EXTRA >= path_max:
+        raise FeaturevisError(f"{_shown(p)}: the path is longer than this file system allows ({path_max} bytes)")
+    if nearest == absolute:  # it exists: it is replaced (a file) or written into (a folder)
+        if folder and not absolute.is_dir():
+            raise FeaturevisError(f"{_shown(p)}: exists and is not a folder")
+        if not folder and absolute.is_dir():
+            raise FeaturevisError(f"{_shown(p)}: is a directory")
+        if not folder:
+            nearest = absolute.parent
+    if not nearest.is_dir():
+        raise FeaturevisError(f"{_shown(p)}: cannot write there ({_shown(nearest)} is not a folder)")
+    try:
+        with tempfile.TemporaryFile(dir=nearest):
+            pass
+    except OSError as e:
+        why = e.strerror or e
+        raise FeaturevisError(f"{_shown(p)}: cannot write there (no new files in {_shown(nearest)}: {why})") from None
+    return p
+
+
 def check_writable(path: str | os.PathLike) -> Path:
     """Fail early (before minutes of work) if ``path`` cannot be written as an image."""
     p = Path(path)
     if Image.registered_extensions().get(p.suffix.lower()) is None:
-        raise FeaturevisError(f"{p}: unknown image format {p.suffix!r}; use .png or .jpg")
-    if p.is_dir():
-        raise FeaturevisError(f"{p}: is a directory")
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp"):
-            pass
-    except OSError as e:
-        raise FeaturevisError(f"{p}: cannot write there ({e.strerror or e})") from None
-    return p
+        raise FeaturevisError(f"{_shown(p)}: unknown image format {p.suffix!r}; use .png or .jpg")
+    return check_path(p)

@@ -195,6 +195,10 @@ class FeatureModel(nn.Module):
         size = size or self.input_size
         key = (size, size)
         if key not in self._layer_cache:
+            if size != self.input_size:  # the probe at the model's own size is what measures it
+                from .memory import check_request
+
+                check_request(self, 1, size, size, grad=False, copies=1, what=f"{self.name} at {size} px")
             kinds, calls = self._probe(size)
             self._resolve_layouts(key)
             raw, net_size = self._raw[key], self._net_size(key)
@@ -237,6 +241,13 @@ class FeatureModel(nn.Module):
         try:
             with torch.no_grad():
                 out = _first_tensor(self._run(torch.zeros(L.PROBE_BATCH, 3, size, size, device=self.device)))
+        except (FeaturevisError, MemoryError):
+            raise
+        except Exception as e:  # the first images it is shown: say it is the model, not featurevis
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise FeaturevisError(
+                f"model {self.name} does not accept a ({L.PROBE_BATCH}, 3, {size}, {size}) image batch: {first}"
+            ) from None
         finally:
             for h in hooks:
                 h.remove()

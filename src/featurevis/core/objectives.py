@@ -8,12 +8,14 @@ with ``+ - * /``, scalars and negation; a penalty is subtracted:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
+from .errors import FeaturevisError
 from .model import INPUT, LOGITS, PREFIX
 
 Acts = dict[str, torch.Tensor]
@@ -25,13 +27,14 @@ class Objective:
 
     ``fn`` returns a tensor of shape ``(B,)``; ``layers`` are the activations it reads;
     ``checks`` are ``(layer, channel)`` pairs validated against the model before rendering
-    (``channel`` is ``None`` when only the layer must exist).
+    (``channel`` is ``None`` when only the layer must exist), or ``(layer, channel, (x, y))``
+    for a neuron, whose position must lie inside the layer's map.
     """
 
     fn: Callable[[Acts], torch.Tensor]
     layers: frozenset[str]
     name: str
-    checks: tuple[tuple[str, int | None], ...] = field(default=())
+    checks: tuple[tuple, ...] = field(default=())
 
     def __call__(self, acts: Acts) -> torch.Tensor:
         return self.fn(acts)
@@ -52,6 +55,8 @@ class Objective:
         if not isinstance(other, (int, float)):
             return NotImplemented
         c = float(other)
+        if not math.isfinite(c):
+            raise FeaturevisError(f"objective weight {c} is not a finite number")
         if swap:
             return Objective(lambda acts: op(c, self(acts)), self.layers, f"({c:g} {sym} {self.name})", self.checks)
         return Objective(lambda acts: op(self(acts), c), self.layers, f"({self.name} {sym} {c:g})", self.checks)
@@ -135,7 +140,8 @@ def neuron(layer: str, ch: int, x: int | None = None, y: int | None = None, batc
         return _at(t[:, yy, xx], batch)
 
     pos = "" if x is None and y is None else f"@{x},{y}"
-    return Objective(fn, frozenset({layer}), f"{layer}:{ch}{pos}{_suffix(batch)}", ((layer, ch),))
+    check = (layer, ch) if x is None or y is None else (layer, ch, (x, y))
+    return Objective(fn, frozenset({layer}), f"{layer}:{ch}{pos}{_suffix(batch)}", (check,))
 
 
 def layer(name: str, batch: int | None = None) -> Objective:

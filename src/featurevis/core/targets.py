@@ -18,6 +18,7 @@ image:cat.jpg              cosine to a photo's output (CLIP: its image embedding
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -95,11 +96,15 @@ def _parse_body(model: FeatureModel, body: str, target: str) -> O.Objective:
         return _text(model, body[len("text:") :].strip().strip("\"'"), target)
     if body.startswith("image:"):
         return _image(model, body[len("image:") :].strip().strip("\"'"), target)
-    layer, _, rest = body.partition(":")
+    layer, colon, rest = body.partition(":")
     layer = model.check_layer(layer.strip())
-    if not rest:
-        return O.layer(layer)
     rest = rest.strip()
+    if not colon:
+        return O.layer(layer)
+    if not rest:
+        raise FeaturevisError(
+            f"malformed target {target!r}: give a channel after ':' ({layer}:12), or drop the ':' for the whole layer"
+        )
     if rest.startswith("random"):
         seed = _int(rest.partition("=")[2] or "0", "seed", target)
         shape = model.layer_shape(layer)
@@ -132,7 +137,10 @@ def parse_target(model: FeatureModel, target: str) -> O.Objective:
             raise FeaturevisError(f"malformed target {target!r}")
         obj = _parse_body(model, m["body"], target)
         if m["w"]:
-            obj = float(m["w"]) * obj
+            w = float(m["w"])
+            if not math.isfinite(w):
+                raise FeaturevisError(f"malformed target {target!r}: weight {m['w']} is not a finite number")
+            obj = w * obj
         if m["sign"]:
             obj = -obj
         total = obj if total is None else total + obj

@@ -21,6 +21,7 @@ from ..core import objectives as O
 from ..core.engine import DirectionStep, optimize, resolve_device
 from ..core.errors import FeaturevisError
 from ..core.images import ImageLike, as_image, fit_size, make_grid
+from ..core.memory import check_request
 from ..core.model import FeatureModel, class_label
 from ..core.params import PerturbedImage
 from ..core.results import Result
@@ -70,7 +71,10 @@ class AttackResult(Result):
 
     @property
     def success(self) -> bool:
-        """Targeted: the target is now the top class; untargeted: the top class changed."""
+        """Targeted: the target is now the top class; untargeted: the top class changed; never
+        for an image that is not finite."""
+        if not bool(torch.isfinite(self.image).all()):
+            return False
         return self.predicted == self.target if self.target is not None else self.predicted != self.original
 
     @property
@@ -164,6 +168,12 @@ def attack(
     if quantize:
         photo = torch.round(photo * 255) / 255
     photo = photo.to(dev)
+    check_request(fm, 1, *photo.shape[-2:], what=f"attacking at {photo.shape[-1]}x{photo.shape[-2]} px", device=dev)
+    if norm == "l2" and eps >= math.sqrt(photo.numel()):
+        raise FeaturevisError(
+            f"eps {eps:g} allows any image: no two {photo.shape[-1]}x{photo.shape[-2]} images are more than "
+            f"{math.sqrt(photo.numel()):.0f} apart in L2; L2 eps is in pixel units, e.g. 0.5"
+        )
     probs = fm.predict(photo)[0]
     original = int(probs.argmax())
     tgt = None if target is None else fm.class_index(target)

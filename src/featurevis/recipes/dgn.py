@@ -109,7 +109,7 @@ def dgn(
         p = CodeImage(generator, batch, init=start_codes, decay=decay, size=size, rng=g).to(dev)
         side = p.size[0]
         if r == 0:
-            validate(fm, obj, side)
+            validate(fm, obj, side, batch)
         tf = resolve_transforms(transforms, side, patch_px=fm.patch_px)
         step_size = float(lr * generator.code_range)
 

@@ -36,6 +36,7 @@ from ..core import objectives as O
 from ..core.engine import NormalizedSGD, optimize, resolve_device, validate
 from ..core.errors import FeaturevisError
 from ..core.images import as_image, atomic_write, check_writable, load_image, to_pil
+from ..core.memory import check_request
 from ..core.model import INPUT, LOGITS, FeatureModel
 from ..core.objectives import Objective
 from ..core.params import PerturbedImage
@@ -108,9 +109,12 @@ def _weighted_terms(text: str) -> list[tuple[float, str]]:
             terms.append((1.0, item))
             continue
         try:
-            terms.append((float(weight), target.strip()))
+            w = float(weight)
         except ValueError:
             raise FeaturevisError(f"malformed layer weight {item!r}: use LAYER=WEIGHT, e.g. _blocks.6=0.5") from None
+        if not math.isfinite(w):
+            raise FeaturevisError(f"layer weight {item!r} is not a finite number")
+        terms.append((w, target.strip()))
     return terms
 
 
@@ -123,12 +127,14 @@ def dream_terms(model: FeatureModel, layers: LayerSpec) -> list[tuple[float, Obj
     if isinstance(layers, Objective):
         return [(1.0, layers)]
     if isinstance(layers, str):
-        if not layers.strip():
-            raise FeaturevisError("no layer given: use e.g. -l _blocks.6 or -l _blocks.6=1,_blocks.9=0.5")
-        return [(w, parse_target(model, t)) for w, t in _weighted_terms(layers)]
-    if isinstance(layers, Mapping):
-        return [(float(w), O.layer(model.check_layer(name))) for name, w in layers.items()]
-    return [(1.0, O.layer(model.check_layer(name))) for name in layers]
+        terms = [(w, parse_target(model, t)) for w, t in _weighted_terms(layers)]
+    elif isinstance(layers, Mapping):
+        terms = [(float(w), O.layer(model.check_layer(name))) for name, w in layers.items()]
+    else:
+        terms = [(1.0, O.layer(model.check_layer(name))) for name in layers]
+    if not terms:
+        raise FeaturevisError(f"no layer in {layers!r}: use e.g. -l _blocks.6 or -l _blocks.6=1,_blocks.9=0.5")
+    return terms
 
 
 def _middle_layer(model: FeatureModel) -> str:
@@ -181,7 +187,7 @@ def _objective(model: FeatureModel, layers: LayerSpec, guide: torch.Tensor | Non
     if guide is not None:
         guided_terms = []
         for w, obj in terms:
-            names = {layer for layer, ch in obj.checks if ch is None} - {INPUT, LOGITS}
+            names = {check[0] for check in obj.checks if check[1] is None} - {INPUT, LOGITS}
             if len(names) != 1 or obj.layers != frozenset(names):
                 raise FeaturevisError(f"a guide works with whole layers (e.g. _blocks.6), not {obj.name!r}")
             (name,) = names
@@ -267,10 +273,14 @@ def dream(
         fm.to(resolve_device(device))
     dev = fm.device
     photo = as_image(image, "image").to(dev)
+    height, width = photo.shape[-2:]
+    # The photo's copies at full size, the network's activations a tile at a time.
+    seen = (min(tile, height), min(tile, width))
+    what = f"dreaming on a {width}x{height} photo"
+    check_request(fm, 1, height, width, seen=seen, what=what, hint="use a smaller photo", device=dev)
     guide_t = as_image(guide, "guide").to(dev) if guide is not None else None
     obj = _objective(fm, layers, guide_t)
     validate(fm, obj, fm.input_size)
-    height, width = photo.shape[-2:]
     full_mask = load_mask(mask, (height, width)).to(dev) if mask is not None else None
     g = torch.Generator().manual_seed(seed)
     start = time.perf_counter()

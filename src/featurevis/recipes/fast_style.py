@@ -35,8 +35,9 @@ from torch import nn
 from ..core import objectives as O
 from ..core.engine import activations, optimize, resolve_device, validate
 from ..core.errors import FeaturevisError
-from ..core.images import ImageLike, as_image, atomic_write, fit_size
+from ..core.images import ImageLike, as_image, atomic_write, check_path, fit_size
 from ..core.losses import perceptual, resolve_layers, style_grams
+from ..core.memory import check_request
 from ..core.model import FeatureModel
 from ..core.objectives import Acts, Objective
 from ..core.params import NetOnPhotoBatches
@@ -168,11 +169,7 @@ def check_net_path(path: str | os.PathLike) -> Path:
     p = Path(path)
     if p.suffix.lower() not in (".pt", ".pth"):
         raise FeaturevisError(f"{p}: a style network file must end in .pt or .pth")
-    if p.is_dir():
-        raise FeaturevisError(f"{p}: is a directory")
-    with atomic_write(p.with_name(f".{p.name}.check")) as tmp:
-        Path(tmp).write_bytes(b"")
-    p.with_name(f".{p.name}.check").unlink(missing_ok=True)
+    check_path(p)
     return p
 
 
@@ -183,6 +180,9 @@ def stylize(net: StyleNet | TransformNet, photo: ImageLike, size: int | None = N
     if min(x.shape[-2:]) < 4:
         raise FeaturevisError(f"photo is {x.shape[-1]}x{x.shape[-2]}; need at least 4 px a side")
     dev = next(module.parameters()).device
+    h, w = x.shape[-2:]
+    what = f"stylizing at {w}x{h} px"
+    check_request(module, 1, h, w, grad=False, copies=2, what=what, hint="use a smaller size", device=dev)
     with torch.no_grad():
         return module.eval()(x.to(dev)).cpu()
 
@@ -237,7 +237,7 @@ def train_style_net(
 
     obj = perceptual(grams, c_layer, content_target, style_weight, content_weight)
     obj = obj - tv * O.total_variation()
-    validate(fm, obj, size)
+    validate(fm, obj, size, batch)
 
     def adam(params):
         return torch.optim.Adam(params, lr=lr)

@@ -23,6 +23,7 @@ from ..core.errors import FeaturevisError
 from ..core.images import ImageLike, as_image, fit_size, make_grid
 from ..core.layers import depth_layers, parse_layers
 from ..core.losses import relative_error
+from ..core.memory import check_request
 from ..core.model import FeatureModel
 from ..core.objectives import Objective
 from ..core.params import Parameterization, make_param
@@ -122,10 +123,11 @@ def invert(
     weights = parse_layers(fm, layers)
     photo = fit_size(as_image(image, "photo"), size).to(dev)
     hw = tuple(photo.shape[-2:])
+    check_request(fm, 1, *hw, what=f"inverting at {hw[1]}x{hw[0]} px", hint="use a smaller size", device=dev)
     with torch.no_grad():
         targets = {k: v.detach() for k, v in fm(photo, list(weights)).items()}
     obj = match_features(targets, weights) - tv * O.total_variation()
-    validate(fm, obj, max(hw))
+    validate(fm, obj, hw)
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     p = _make_param(param, hw, g)

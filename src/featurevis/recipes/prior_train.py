@@ -30,6 +30,7 @@ from ..core.errors import FeaturevisError
 from ..core.generators import FORMAT, Generator, UpconvGenerator, activation_bounds, load_generator, save_generator
 from ..core.images import ImageLike
 from ..core.losses import relative_error
+from ..core.memory import check_request
 from ..core.model import INPUT, FeatureModel
 from ..core.objectives import Objective
 from ..core.params import NetOnPhotoBatches, Parameterization
@@ -178,6 +179,7 @@ def train_prior(
     fm.to(dev)
     fm.check_layer(layer)
     size = size or fm.input_size
+    check_request(fm, batch, size, size, what=f"training on {batch} crop(s) of {size} px", device=dev)
     feature_layer = feature_layer or default_feature_layer(fm, size)
     fm.check_layer(feature_layer)
     code_shape = fm.layer_shape(layer, size)

@@ -86,7 +86,7 @@ def render(
     obj = parse_target(fm, objective) if isinstance(objective, str) else as_objective(objective)
     if diversity:
         obj = obj + diversity * O.diversity(diversity_layer or _diversity_layer(fm, obj, size))
-    validate(fm, obj, size)
+    validate(fm, obj, size, batch)
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     p = make_param(param, batch, size, decorrelate=decorrelate, generator=g) if isinstance(param, str) else param

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from ..core.engine import resolve_device
 from ..core.errors import FeaturevisError
 from ..core.images import ImageLike, as_image, fit_size, make_grid
+from ..core.memory import check_request
 from ..core.model import LOGITS, FeatureModel
 from ..core.params import make_param
 from ..core.results import Result
@@ -186,6 +187,8 @@ def saliency(
     dev = resolve_device(device)
     fm.to(dev)
     photo = fit_size(as_image(image, "photo"), size, enlarge=False).to(dev)
+    h, w = photo.shape[-2:]
+    check_request(fm, min(batch, samples), h, w, copies=4, what=f"saliency at {w}x{h} px", device=dev)
     probs = fm.predict(photo)[0]
     cls = int(probs.argmax()) if target is None else fm.class_index(target)
     grad = input_gradient(fm, photo, cls)

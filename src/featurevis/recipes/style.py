@@ -42,6 +42,7 @@ from ..core.engine import optimize, resolve_device, validate
 from ..core.errors import FeaturevisError
 from ..core.images import ImageLike, as_image, fit_size
 from ..core.losses import content_loss, perceptual, resolve_layers, style_grams, style_loss
+from ..core.memory import check_request
 from ..core.model import FeatureModel
 from ..core.params import PixelImage
 from ..core.results import Result
@@ -148,6 +149,7 @@ def style_transfer(
     hw = tuple(photo.shape[-2:])
     if min(hw) < MIN_SIDE:
         raise FeaturevisError(f"content works at {hw[1]}x{hw[0]} px; need at least {MIN_SIDE} px a side (raise size)")
+    check_request(fm, 1, *hw, what=f"style transfer at {hw[1]}x{hw[0]} px", hint="use a smaller size", device=dev)
     grams = style_grams(fm, styles, weights, s_layers, max(hw))
     # Optimize a canvas with a reflected border and keep its centre: the network's asymmetric
     # "SAME" padding otherwise grows a band of style artefacts along the top and left edges.
@@ -158,7 +160,7 @@ def style_transfer(
 
     obj = perceptual(grams, c_layer, c_target, style_weight, content_weight, name="style")
     obj = obj - tv * O.total_variation()
-    validate(fm, obj, max(hw))
+    validate(fm, obj, hw)
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     if init == "content":

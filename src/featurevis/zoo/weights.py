@@ -108,6 +108,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     and strips a ``module.`` prefix (``DataParallel`` checkpoints).
     """
     p = Path(path)
+    if p.is_dir():
+        raise FeaturevisError(f"{p} is a folder, not a weights file")
     if not p.is_file():
         raise FeaturevisError(f"weights file not found: {p}")
     if p.suffix == ".safetensors":
@@ -126,7 +128,9 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
                 "(featurevis loads checkpoints with weights_only=True)"
             ) from None
         raise FeaturevisError(f"cannot read {p}: not a PyTorch checkpoint ({first_line(e)})") from None
-    except (RuntimeError, EOFError, ValueError, OSError) as e:
+    except MemoryError:
+        raise
+    except Exception as e:  # unpickler, zip and torch errors of a damaged file (IndexError, KeyError...)
         raise FeaturevisError(
             f"cannot read {p}: not a complete PyTorch checkpoint (truncated or corrupt download?) ({first_line(e)})"
         ) from None
