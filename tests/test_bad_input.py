@@ -360,7 +360,7 @@ def test_the_driver_runs_what_the_entry_point_runs(tmp_path):
 # -- the same checks through the Python API ------------------------------------------------------
 def test_a_model_that_does_not_take_images_is_one_clear_error():
     model = fv.as_model(nn.Linear(3, 3))
-    with pytest.raises(fv.FeaturevisError, match=r"does not accept a \(1, 3, 224, 224\) image batch"):
+    with pytest.raises(fv.FeaturevisError, match=r"does not accept image batches \(N, 3, 224, 224\)"):
         fv.render(model, "class:0", steps=1, progress=False)
 
 

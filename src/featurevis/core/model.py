@@ -246,7 +246,7 @@ class FeatureModel(nn.Module):
         except Exception as e:  # the first images it is shown: say it is the model, not featurevis
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise FeaturevisError(
-                f"model {self.name} does not accept a ({L.PROBE_BATCH}, 3, {size}, {size}) image batch: {first}"
+                f"model {self.name} does not accept image batches (N, 3, {size}, {size}): {first}"
             ) from None
         finally:
             for h in hooks:
