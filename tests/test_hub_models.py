@@ -188,7 +188,7 @@ def test_a_timm_vit_accepts_other_input_sizes(vit_tiny):
     """Renders jitter and rescale; the position embedding is resampled for a 10x10 patch grid."""
     model = fv.load_model("timm:vit_tiny_patch16_224", weights=vit_tiny[1][".pth"])
     acts = model(torch.rand(1, 3, 160, 160), ["blocks.6.mlp.fc1"])
-    assert acts["blocks.6.mlp.fc1"].shape == (1, 1 + 10 * 10, 768)
+    assert acts["blocks.6.mlp.fc1"].shape == (1, 768, 10, 10)  # read as its patch grid
 
 
 def test_catalog_specs_take_library_names(timm):
