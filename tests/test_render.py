@@ -110,3 +110,22 @@ def test_lite0_class_renders_are_classified_as_their_class(lite0):
     r = fv.render(lite0, obj, size=160, batch=3, steps=128, progress=False)
     probs = lite0.predict(torch.nn.functional.interpolate(r.images, size=(224, 224), mode="bilinear"))
     assert probs.argmax(1).tolist() == classes
+
+
+@pytest.mark.parametrize(
+    ("size", "x", "y"),
+    [(224, 13, 13), (64, 3, 3), (64, 0, 0)],  # lite0's _blocks.8 is 14x14 at 224 px, 4x4 at 64 px
+)
+def test_lite0_neuron_under_standard_transforms(lite0, one_thread, size, x, y):
+    """Every position ``layers`` reports renders under the standard transforms (whose random
+    scale shrinks the map below the reported size) and raises that very neuron."""
+    assert lite0.layer_shape("_blocks.8", size)[1:] == ((14, 14) if size == 224 else (4, 4))
+    obj = O.neuron("_blocks.8", 12, x=x, y=y)
+    p = fv.FourierImage(1, size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before = float(lite0(p(), ["_blocks.8"])["_blocks.8"][0, 12, y, x])
+    r = fv.render(lite0, obj, size=size, param=p, steps=12, transforms="standard", progress=False)
+    with torch.no_grad():
+        after = lite0(r.images, ["_blocks.8"])["_blocks.8"][0, 12]
+    assert float(after[y, x]) == pytest.approx(float(r.values[0]), abs=1e-3)
+    assert float(after[y, x]) > before + 1.0

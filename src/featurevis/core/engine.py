@@ -92,6 +92,18 @@ def validate(model: FeatureModel, objective: Objective, size: int) -> None:
         n = shape[0] if shape else 0
         if not 0 <= ch < n:
             raise FeaturevisError(f"channel {ch} out of range: {layer} has channels 0..{n - 1}")
+    bind_grids(model, objective, size)
+
+
+def bind_grids(model: FeatureModel, objective: Objective, size: int | tuple[int, int]) -> None:
+    """Tell the objective's neurons the size of their layers' maps at ``size`` px, the maps
+    their ``@x,y`` positions refer to (transforms then resize what the model sees)."""
+    h, w = (size, size) if isinstance(size, int) else size
+    for grid in objective.grids:
+        shape = model.layer_shape(grid.layer, h)
+        if len(shape) != 3:
+            raise FeaturevisError(f"{grid.layer} has no positions (shape {shape}): a neuron needs a spatial map")
+        grid.hw = (shape[1], shape[2] if w == h else model.layer_shape(grid.layer, w)[2])
 
 
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:
@@ -169,6 +181,8 @@ def optimize(
     """
     device = model.device
     param = param.to(device)
+    if any(grid.hw is None for grid in objective.grids):  # not validated: positions refer to this size
+        bind_grids(model, objective, param.size)
     transforms = transforms or T.none()
     opt = optimizer(param.parameters()) if optimizer else torch.optim.Adam(param.parameters(), lr=lr)
     sched = _scheduler(opt, schedule, steps)
