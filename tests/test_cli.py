@@ -312,3 +312,18 @@ def test_render_schedule_reaches_the_recipe(monkeypatch, tmp_path):
     monkeypatch.setattr(recipe, "render", fake_render)
     assert main(["render", "_blocks.8:1", "--schedule", "cosine", "-o", str(tmp_path / "x.png")]) == 130
     assert seen["schedule"] == "cosine"
+
+
+@pytest.mark.parametrize(("flags", "steps"), [([], 16), (["--no-redirect-relu"], 0)])
+def test_render_redirects_relus_unless_told_not_to(monkeypatch, tmp_path, flags, steps):
+    import featurevis.recipes.render as recipe
+
+    seen = {}
+
+    def fake_render(model, obj, **kwargs):
+        seen.update(kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(recipe, "render", fake_render)
+    assert main(["render", "_blocks.8:1", *flags, "-o", str(tmp_path / "x.png")]) == 130
+    assert seen["redirect_relu"] == steps

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..core.errors import FeaturevisError
-from ..recipes.render import DEFAULT_STEPS
+from ..recipes.render import DEFAULT_STEPS, REDIRECT_STEPS
 from .args import (
     add_common,
     add_lr,
@@ -61,6 +61,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--diversity", type=finite_float, default=0.0, help="weight of the batch diversity term")
     p.add_argument("--diversity-layer", default=None, help="layer the diversity term compares (default: auto)")
     p.add_argument("--negative", action="store_true", help="minimize the target instead")
+    p.add_argument(
+        "--no-redirect-relu",
+        action="store_true",
+        help="plain ReLU gradients from the start (default: redirected for the first 16 steps, for dead units)",
+    )
     p.add_argument("--snapshots", type=int_list, default=[], help="also save images after these steps, e.g. 64,128")
     add_common(p)
 
@@ -95,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
             diversity=args.diversity,
             diversity_layer=args.diversity_layer,
             snapshots=args.snapshots,
+            redirect_relu=0 if args.no_redirect_relu else REDIRECT_STEPS,
             **_schedule(args),
             progress=args.progress,
         )

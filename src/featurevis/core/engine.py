@@ -24,6 +24,7 @@ from .images import make_grid, save_image
 from .model import INPUT, LOGITS, FeatureModel
 from .objectives import Objective
 from .params import Parameterization
+from .redirect import redirected_relus
 from .results import Result
 
 
@@ -170,6 +171,7 @@ def optimize(
     after_step: Callable[[Parameterization], None] | None = None,
     schedule: str = "constant",
     gradient: Gradient | None = None,
+    redirect_relu: int = 0,
 ) -> RenderResult:
     """Maximize ``objective`` over ``param``'s output; Ctrl-C or a NaN stops early, keeping
     the last good images.
@@ -177,7 +179,9 @@ def optimize(
     Each step draws the images (and the parameterization's extras, which the objective finds
     among the activations under their names), transforms them, lets ``gradient`` (default: a
     :class:`Gradient`, one pass over the batch) evaluate and backpropagate the objective, and
-    steps the optimizer (default Adam at ``lr``).
+    steps the optimizer (default Adam at ``lr``). For the first ``redirect_relu`` steps the
+    model's ReLU modules pass redirected gradients (:mod:`~.redirect`), so units that start off
+    still move the image.
     """
     device = model.device
     param = param.to(device)
@@ -197,8 +201,13 @@ def optimize(
     trainable = [p for p in param.parameters() if p.requires_grad]
     last_good = _snapshot(trainable)
     bar = tqdm(range(steps), desc=description, disable=not progress, leave=False, dynamic_ncols=True)
+    redirect = contextlib.ExitStack()
+    if redirect_relu > 0:
+        redirect.enter_context(redirected_relus(model.net))
     try:
         for step in bar:
+            if step == redirect_relu:
+                redirect.close()
             opt.zero_grad(set_to_none=True)
             img, extras = param.images_and_extras()
             values = gradient(model, objective, transforms(img, generator), {**extras, INPUT: img})
@@ -226,6 +235,7 @@ def optimize(
         interrupted = True
         tqdm.write("featurevis: interrupted; returning the images so far")
     finally:
+        redirect.close()
         bar.close()
     opt.zero_grad(set_to_none=True)  # spent: the final evaluation may want the memory
     with torch.no_grad():

@@ -16,6 +16,10 @@ from ..core.targets import parse_target
 from ..core.transforms import resolve_transforms
 from ..zoo import as_model
 
+#: Steps with redirected ReLU gradients at the start of a render (Lucid's fix for dead units:
+#: benchmarks/dead_units.py).
+REDIRECT_STEPS = 16
+
 #: Default number of steps: with the standard transforms, class renders
 #: transfer to other networks markedly better at 384 than at 256 steps (benchmarks/quality.py).
 DEFAULT_STEPS = 384
@@ -56,6 +60,7 @@ def render(
     snapshots: Sequence[int] = (),
     progress: bool = True,
     schedule: str = "constant",
+    redirect_relu: int = REDIRECT_STEPS,
 ) -> RenderResult:
     """Optimize images that maximize ``objective`` on ``model``.
 
@@ -77,6 +82,9 @@ def render(
         schedule: ``"constant"`` learning rate (default), ``"cosine"`` decay to 10 % or
             ``"linear"`` decay to ~0.
         snapshots: steps after which to keep a copy of the images.
+        redirect_relu: for this many first steps, ReLU/ReLU6 modules also pass gradient that
+            would turn an inactive unit on, so units dead on the starting image still get a
+            picture (0 turns it off; functional ReLUs are never redirected).
     Returns:
         A :class:`RenderResult`; Ctrl-C ends early and returns the images so far.
     """
@@ -104,6 +112,7 @@ def render(
         snapshots=snapshots,
         progress=progress,
         schedule=schedule,
+        redirect_relu=redirect_relu,
     )
     result.settings = dict(
         model=fm.name,
@@ -119,5 +128,6 @@ def render(
         diversity=diversity,
         diversity_layer=diversity_layer,
         schedule=schedule,
+        redirect_relu=redirect_relu,
     )
     return result
