@@ -129,3 +129,27 @@ def test_lite0_neuron_under_standard_transforms(lite0, one_thread, size, x, y):
         after = lite0(r.images, ["_blocks.8"])["_blocks.8"][0, 12]
     assert float(after[y, x]) == pytest.approx(float(r.values[0]), abs=1e-3)
     assert float(after[y, x]) > before + 1.0
+
+
+def test_alpha_param_composites_over_random_backgrounds():
+    """While optimized, every call shows the image over a new background (only the opaque parts
+    are always there); drawn for the result, it sits on white and is reproducible."""
+    p = fv.AlphaImage(fv.FourierImage(2, 16, generator=torch.Generator().manual_seed(0)))
+    a, b = p.images_and_extras()[0], p.images_and_extras()[0]
+    assert not torch.allclose(a, b)
+    rgba = p.rgba().detach()
+    alpha = rgba[:, 3:]
+    assert bool(((a - b).abs().detach() <= (1 - alpha) + 1e-6).all())  # only the backgrounds differ
+    with torch.no_grad():
+        white = p()
+    torch.testing.assert_close(white, alpha * rgba[:, :3] + (1 - alpha))
+
+
+def test_alpha_penalty_makes_images_more_transparent(lite0, one_thread):
+    obj = O.channel("_blocks.8", 12)
+    kw = dict(size=64, steps=48, progress=False)
+    free, penalized = fv.render(lite0, obj, alpha=0.0, **kw), fv.render(lite0, obj, alpha=1.0, **kw)
+    assert free.rgba().shape == (1, 4, 64, 64)
+    assert float(penalized.rgba()[:, 3].mean()) < float(free.rgba()[:, 3].mean()) - 0.03
+    with pytest.raises(fv.FeaturevisError, match="no alpha channel"):
+        fv.render(lite0, obj, steps=1, size=64, progress=False).rgba()

@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from .core.images import load_image, save_image
     from .core.model import FeatureModel
     from .core.objectives import Objective
-    from .core.params import CodeImage, FourierImage, PixelImage
+    from .core.params import AlphaImage, CodeImage, FourierImage, PixelImage
     from .core.params.cppn import CPPNGenome, CPPNImage
     from .core.params.maco import MacoImage, natural_spectrum
     from .core.targets import parse_target
@@ -68,7 +68,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".core.images": ("load_image", "save_image"),
     ".core.model": ("FeatureModel",),
     ".core.objectives": ("Objective",),
-    ".core.params": ("CodeImage", "FourierImage", "PixelImage"),
+    ".core.params": ("AlphaImage", "CodeImage", "FourierImage", "PixelImage"),
     ".core.params.cppn": ("CPPNGenome", "CPPNImage"),
     ".core.params.maco": ("MacoImage", "natural_spectrum"),
     ".core.targets": ("parse_target",),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..core.errors import FeaturevisError
-from ..recipes.render import DEFAULT_STEPS, REDIRECT_STEPS
+from ..recipes.render import ALPHA_WEIGHT, DEFAULT_STEPS, REDIRECT_STEPS
 from .args import (
     add_common,
     add_lr,
@@ -62,6 +62,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--diversity-layer", default=None, help="layer the diversity term compares (default: auto)")
     p.add_argument("--negative", action="store_true", help="minimize the target instead")
     p.add_argument(
+        "--alpha",
+        type=finite_float,
+        nargs="?",
+        const=ALPHA_WEIGHT,
+        default=None,
+        metavar="W",
+        help=f"RGBA: optimize an alpha channel over random backgrounds with opacity penalty W "
+        f"(default {ALPHA_WEIGHT}) and write an RGBA PNG",
+    )
+    p.add_argument(
         "--no-redirect-relu",
         action="store_true",
         help="plain ReLU gradients from the start (default: redirected for the first 16 steps, for dead units)",
@@ -79,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         raise FeaturevisError("--save-size needs --param cppn (only a CPPN can be drawn at another size)")
     if args.prior is None and (args.generator or args.bounds or args.init):
         raise FeaturevisError("--generator, --bounds and --init belong to --prior dgn")
+    if args.alpha is not None and (args.prior or args.output.suffix.lower() != ".png"):
+        raise FeaturevisError("--alpha writes an RGBA PNG: give -o NAME.png, and no --prior")
     model = model_from_args(args)
     obj = parse_target(model, args.target)
     if args.negative:
@@ -101,11 +113,15 @@ def run(args: argparse.Namespace) -> int:
             diversity_layer=args.diversity_layer,
             snapshots=args.snapshots,
             redirect_relu=0 if args.no_redirect_relu else REDIRECT_STEPS,
+            alpha=args.alpha,
             **_schedule(args),
             progress=args.progress,
         )
     out = args.output
-    result.save(out, size=args.save_size)
+    if args.alpha is not None:
+        save_image(result.rgba(), out)
+    else:
+        result.save(out, size=args.save_size)
     for step, imgs in result.snapshots.items():
         save_image(imgs, out.with_name(f"{out.stem}_step{step}{out.suffix}"))
     vals = ", ".join(f"{v:.3g}" for v in result.values.tolist())

@@ -53,6 +53,14 @@ class RenderResult(Result):
             raise FeaturevisError("this result keeps no parameterization to draw again")
         return self.param.render_at(size).float().cpu()
 
+    def rgba(self) -> torch.Tensor:
+        """``B×4×H×W`` straight RGBA images of an alpha render (``render(..., alpha=w)``)."""
+        rgba = getattr(self.param, "rgba", None)
+        if rgba is None:
+            raise FeaturevisError("this render has no alpha channel: render with alpha=WEIGHT (--alpha)")
+        with torch.no_grad():
+            return rgba().float().cpu()
+
     def save(self, path: str | Path, ncols: int | None = None, size: int | None = None) -> Path:
         """Write the image (a grid for a batch) atomically; ``size`` draws it anew at that side
         first (CPPN renders only)."""

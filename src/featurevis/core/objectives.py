@@ -18,6 +18,9 @@ from .model import INPUT, LOGITS, PREFIX
 
 Acts = dict[str, torch.Tensor]
 
+#: Where an RGBA parameterization hands objectives its alpha channel (``B×1×H×W`` in [0, 1]).
+ALPHA = "alpha"
+
 
 @dataclass(frozen=True)
 class Objective:
@@ -354,6 +357,21 @@ def blur(sigma_px: int = 1) -> Objective:
         return (x - blurred).pow(2).flatten(1).mean(1)
 
     return Objective(fn, frozenset({INPUT}), "blur")
+
+
+def opacity_penalty(objective: Objective, weight: float) -> Objective:
+    """``objective`` less ``weight`` × its own size × the image's mean opacity: a fully opaque
+    image must earn ``weight`` of its score more than a transparent one, whatever the objective's
+    scale (its size is a constant here, not something to optimize). Reads an RGBA
+    parameterization's ``alpha``."""
+
+    def fn(a: Acts) -> torch.Tensor:
+        v = objective(a)
+        return v - weight * v.detach().abs() * a[ALPHA].flatten(1).mean(1)
+
+    return Objective(
+        fn, objective.layers | {ALPHA}, f"({objective.name} - {weight:g}*opacity)", objective.checks, objective.grids
+    )
 
 
 def as_objective(obj: Objective | Iterable[Objective]) -> Objective:

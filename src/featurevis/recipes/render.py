@@ -11,7 +11,7 @@ from ..core.engine import RenderResult, optimize, resolve_device, validate
 from ..core.errors import FeaturevisError
 from ..core.model import FeatureModel
 from ..core.objectives import Objective, as_objective
-from ..core.params import Parameterization, make_param
+from ..core.params import AlphaImage, Parameterization, make_param
 from ..core.targets import parse_target
 from ..core.transforms import resolve_transforms
 from ..zoo import as_model
@@ -19,6 +19,9 @@ from ..zoo import as_model
 #: Steps with redirected ReLU gradients at the start of a render (Lucid's fix for dead units:
 #: benchmarks/dead_units.py).
 REDIRECT_STEPS = 16
+
+#: Opacity penalty of ``--alpha`` without a weight: an opaque image must earn half its score more.
+ALPHA_WEIGHT = 0.5
 
 #: Default number of steps: with the standard transforms, class renders
 #: transfer to other networks markedly better at 384 than at 256 steps (benchmarks/quality.py).
@@ -61,6 +64,7 @@ def render(
     progress: bool = True,
     schedule: str = "constant",
     redirect_relu: int = REDIRECT_STEPS,
+    alpha: float | None = None,
 ) -> RenderResult:
     """Optimize images that maximize ``objective`` on ``model``.
 
@@ -85,6 +89,10 @@ def render(
         redirect_relu: for this many first steps, ReLU/ReLU6 modules also pass gradient that
             would turn an inactive unit on, so units dead on the starting image still get a
             picture (0 turns it off; functional ReLUs are never redirected).
+        alpha: give the images an alpha channel, composited over random backgrounds while
+            optimized, and subtract this weight × the objective's size × the mean opacity
+            (0: no penalty). ``result.rgba()`` has the RGBA images; ``result.images`` are
+            composited over white.
     Returns:
         A :class:`RenderResult`; Ctrl-C ends early and returns the images so far.
     """
@@ -98,6 +106,11 @@ def render(
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     p = make_param(param, batch, size, decorrelate=decorrelate, generator=g) if isinstance(param, str) else param
+    if alpha is not None:
+        if not alpha >= 0:
+            raise FeaturevisError(f"alpha is the weight of the opacity penalty, a number >= 0, not {alpha}")
+        p = p if isinstance(p, AlphaImage) else AlphaImage(p, generator=g)
+        obj = O.opacity_penalty(obj, alpha) if alpha else obj
     lr = p.default_lr if lr is None else lr
     tf = resolve_transforms(transforms, size, patch_px=fm.patch_px)
     result = optimize(
@@ -129,5 +142,6 @@ def render(
         diversity_layer=diversity_layer,
         schedule=schedule,
         redirect_relu=redirect_relu,
+        alpha=alpha,
     )
     return result

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 
 from ..errors import FeaturevisError
+from .alpha import AlphaImage
 from .base import COLOR_CORRELATION, Parameterization, decorrelated_to_rgb, rgb_to_decorrelated
 from .batches import NetOnPhotoBatches
 from .code import CodeImage
@@ -65,6 +66,7 @@ def make_param(
 __all__ = [
     "COLOR_CORRELATION",
     "PARAMETERIZATIONS",
+    "AlphaImage",
     "CPPNGenome",
     "CPPNImage",
     "CodeImage",
