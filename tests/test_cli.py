@@ -343,3 +343,12 @@ def test_render_alpha_writes_an_rgba_png(tmp_path):
 def test_render_alpha_needs_a_png(tmp_path, capsys):
     assert main(["render", "_blocks.8:12", "--alpha", "-o", str(tmp_path / "a.jpg")]) == 2
     assert "RGBA PNG" in capsys.readouterr().err
+
+
+def test_render_to_writes_one_row_of_frames(tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "i.png"
+    args = ["render", "_blocks.8:12", "--to", "_blocks.8:40", "--frames", "3", "--size", "32", "--steps", "2"]
+    assert main([*args, "-q", "-o", str(out)]) == 0
+    assert Image.open(out).size == (3 * 32 + 2 * 2, 32)

@@ -92,3 +92,9 @@ def test_neuron_position_follows_a_resized_map(acts):
 def test_neuron_grid_survives_algebra():
     obj = 2.0 * -O.neuron("l", 1, x=3, y=4) + O.channel("m", 0) - 0.5 * O.neuron("m", 2, x=0, y=0)
     assert [g.layer for g in obj.grids] == ["l", "m"]
+
+
+def test_interpolation_goes_from_a_to_b(acts):
+    a, b = O.channel("l", 0), O.channel("l", 1)
+    t = torch.tensor([0.0, 0.5, 1.0])
+    torch.testing.assert_close(O.interpolation(a, b)(acts), (1 - t) * a(acts) + t * b(acts))

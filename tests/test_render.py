@@ -153,3 +153,19 @@ def test_alpha_penalty_makes_images_more_transparent(lite0, one_thread):
     assert float(penalized.rgba()[:, 3].mean()) < float(free.rgba()[:, 3].mean()) - 0.03
     with pytest.raises(fv.FeaturevisError, match="no alpha channel"):
         fv.render(lite0, obj, steps=1, size=64, progress=False).rgba()
+
+
+def test_interpolation_frames_line_up(lite0, one_thread):
+    """Shared parameters keep neighbouring frames alike (the same layout morphing), where
+    independent frames each find their own; the ends still serve their own targets."""
+    kw = dict(frames=4, size=64, steps=48, progress=False)
+    shared = fv.interpolate(lite0, "_blocks.8:12", "_blocks.8:40", **kw)
+    free = fv.interpolate(lite0, "_blocks.8:12", "_blocks.8:40", shared=False, **kw)
+
+    def step(images: torch.Tensor) -> float:
+        return float((images[1:] - images[:-1]).abs().mean())
+
+    assert step(shared.images) < 0.7 * step(free.images)
+    with torch.no_grad():
+        acts = lite0(shared.images, ["_blocks.8"])["_blocks.8"].mean((2, 3))
+    assert acts[0, 12] > acts[-1, 12] and acts[-1, 40] > acts[0, 40]

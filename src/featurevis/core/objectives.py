@@ -359,6 +359,18 @@ def blur(sigma_px: int = 1) -> Objective:
     return Objective(fn, frozenset({INPUT}), "blur")
 
 
+def interpolation(a: Objective, b: Objective) -> Objective:
+    """Image ``i`` of a batch of ``n`` maximizes ``(1 - t) a + t b`` with ``t = i / (n - 1)``:
+    pure ``a`` in the first image, pure ``b`` in the last, a straight path between."""
+
+    def fn(acts: Acts) -> torch.Tensor:
+        va, vb = a(acts), b(acts)
+        t = torch.linspace(0, 1, len(va), device=va.device, dtype=va.dtype) if len(va) > 1 else torch.zeros_like(va)
+        return (1 - t) * va + t * vb
+
+    return Objective(fn, a.layers | b.layers, f"({a.name} -> {b.name})", a.checks + b.checks, a.grids + b.grids)
+
+
 def opacity_penalty(objective: Objective, weight: float) -> Objective:
     """``objective`` less ``weight`` × its own size × the image's mean opacity: a fully opaque
     image must earn ``weight`` of its score more than a transparent one, whatever the objective's

@@ -11,7 +11,7 @@ from ..core.engine import RenderResult, optimize, resolve_device, validate
 from ..core.errors import FeaturevisError
 from ..core.model import FeatureModel
 from ..core.objectives import Objective, as_objective
-from ..core.params import AlphaImage, Parameterization, make_param
+from ..core.params import AlignedFourierImage, AlphaImage, FourierImage, Parameterization, make_param
 from ..core.targets import parse_target
 from ..core.transforms import resolve_transforms
 from ..zoo import as_model
@@ -144,4 +144,38 @@ def render(
         redirect_relu=redirect_relu,
         alpha=alpha,
     )
+    return result
+
+
+def interpolate(
+    model: str | torch.nn.Module | FeatureModel,
+    a: Objective | str,
+    b: Objective | str,
+    *,
+    frames: int = 6,
+    size: int | None = None,
+    seed: int = 0,
+    decorrelate: bool = True,
+    shared: bool = True,
+    **kwargs,
+) -> RenderResult:
+    """A batch of ``frames`` images going from ``a`` to ``b``: frame ``i`` maximizes
+    ``(1 - t) a + t b``, ``t = i / (frames - 1)``.
+
+    With ``shared`` (default) the frames' Fourier spectra have a common part
+    (:class:`~featurevis.core.params.AlignedFourierImage`), so features stay where they are from
+    frame to frame and the row reads as one morph; ``kwargs`` go to :func:`render`.
+    """
+    if frames < 2:
+        raise FeaturevisError(f"an interpolation needs at least 2 frames, not {frames}")
+    if "param" in kwargs or "batch" in kwargs:
+        raise FeaturevisError("interpolate chooses the parameterization and the batch (frames) itself")
+    fm = as_model(model)
+    oa, ob = (parse_target(fm, t) if isinstance(t, str) else as_objective(t) for t in (a, b))
+    size = size or fm.input_size
+    g = torch.Generator().manual_seed(seed)
+    kind = AlignedFourierImage if shared else FourierImage
+    p = kind(frames, size, decorrelate=decorrelate, generator=g)
+    result = render(fm, O.interpolation(oa, ob), size=size, batch=frames, seed=seed, param=p, **kwargs)
+    result.settings.update(frames=frames, shared=shared, param=type(p).__name__)
     return result

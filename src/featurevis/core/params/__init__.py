@@ -17,7 +17,7 @@ from .base import COLOR_CORRELATION, Parameterization, decorrelated_to_rgb, rgb_
 from .batches import NetOnPhotoBatches
 from .code import CodeImage
 from .cppn import CPPNGenome, CPPNImage
-from .fourier import FourierImage
+from .fourier import AlignedFourierImage, FourierImage
 from .maco import MacoImage, natural_spectrum
 from .pixel import PerturbedImage, PixelImage
 
@@ -66,6 +66,7 @@ def make_param(
 __all__ = [
     "COLOR_CORRELATION",
     "PARAMETERIZATIONS",
+    "AlignedFourierImage",
     "AlphaImage",
     "CPPNGenome",
     "CPPNImage",

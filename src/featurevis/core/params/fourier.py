@@ -43,10 +43,31 @@ class FourierImage(Parameterization):
         self.register_buffer("scale", (scale / 4)[None, None])
         self.spectrum = nn.Parameter(torch.randn(batch, channels, h, w // 2 + 1, 2, generator=generator) * sd)
 
+    def coefficients(self) -> torch.Tensor:
+        """The (real, imaginary) spectrum of every image, before the 1/f scale."""
+        return self.spectrum
+
     def forward(self) -> torch.Tensor:
         h, w = self.size
-        coeffs = torch.view_as_complex(self.spectrum) * self.scale
+        coeffs = torch.view_as_complex(self.coefficients()) * self.scale
         t = torch.fft.irfft2(coeffs, s=(h, w), norm="ortho")
         if self.decorrelate:
             t = decorrelated_to_rgb(t)
         return _to_unit(t if self.squash == "sigmoid" else t + 0.5, self.squash)
+
+
+class AlignedFourierImage(FourierImage):
+    """A batch whose spectra are one shared spectrum plus each image's own.
+
+    Interpolation frames (or any batch meant to be seen side by side) then start from and keep
+    a common part, so the same feature sits in the same place from frame to frame instead of
+    each image finding its own layout (Lucid's ``shared`` parameterization for interpolation).
+    """
+
+    def __init__(self, batch: int = 1, size: int | tuple[int, int] = 224, *, sd: float = 0.01, **kwargs):
+        generator = kwargs.get("generator")
+        super().__init__(batch, size, sd=sd, **kwargs)
+        self.shared = nn.Parameter(torch.randn(self.spectrum.shape[1:], generator=generator)[None] * sd)
+
+    def coefficients(self) -> torch.Tensor:
+        return self.spectrum + self.shared
