@@ -312,3 +312,43 @@ def test_render_schedule_reaches_the_recipe(monkeypatch, tmp_path):
     monkeypatch.setattr(recipe, "render", fake_render)
     assert main(["render", "_blocks.8:1", "--schedule", "cosine", "-o", str(tmp_path / "x.png")]) == 130
     assert seen["schedule"] == "cosine"
+
+
+@pytest.mark.parametrize(("flags", "steps"), [([], 16), (["--no-redirect-relu"], 0)])
+def test_render_redirects_relus_unless_told_not_to(monkeypatch, tmp_path, flags, steps):
+    import featurevis.recipes.render as recipe
+
+    seen = {}
+
+    def fake_render(model, obj, **kwargs):
+        seen.update(kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(recipe, "render", fake_render)
+    assert main(["render", "_blocks.8:1", *flags, "-o", str(tmp_path / "x.png")]) == 130
+    assert seen["redirect_relu"] == steps
+
+
+def test_render_alpha_writes_an_rgba_png(tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "a.png"
+    assert main(["render", "_blocks.8:12", "--alpha", "--size", "64", "--steps", "8", "-q", "-o", str(out)]) == 0
+    im = Image.open(out)
+    assert im.mode == "RGBA" and im.size == (64, 64)
+    alpha = im.getchannel("A")
+    assert alpha.getextrema()[0] < alpha.getextrema()[1]  # a real alpha channel, not a constant
+
+
+def test_render_alpha_needs_a_png(tmp_path, capsys):
+    assert main(["render", "_blocks.8:12", "--alpha", "-o", str(tmp_path / "a.jpg")]) == 2
+    assert "RGBA PNG" in capsys.readouterr().err
+
+
+def test_render_to_writes_one_row_of_frames(tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "i.png"
+    args = ["render", "_blocks.8:12", "--to", "_blocks.8:40", "--frames", "3", "--size", "32", "--steps", "2"]
+    assert main([*args, "-q", "-o", str(out)]) == 0
+    assert Image.open(out).size == (3 * 32 + 2 * 2, 32)

@@ -68,3 +68,33 @@ def test_penalties(acts):
     for pen in (O.l1(), O.total_variation(), O.blur()):
         assert pen(flat).item() == pytest.approx(0.0, abs=1e-7)
         assert pen(noisy).item() > 0.01
+
+
+def test_neuron_position_follows_a_resized_map(acts):
+    """@x,y names a cell of the map at the render size; a map the transforms resized is read at
+    the cell covering the same place of the frame (the old cell's centre), corners included."""
+    obj = O.neuron("l", 1, x=3, y=4)
+    (grid,) = obj.grids
+    grid.hw = (5, 6)  # what validate measures at the render size
+    t = acts["l"]
+    torch.testing.assert_close(obj(acts), t[:, 1, 4, 3])  # same size: the cell itself
+    big = {"l": torch.nn.functional.interpolate(t, scale_factor=2.0, mode="nearest")}
+    torch.testing.assert_close(obj(big), t[:, 1, 4, 3])  # twice the size: the same content
+    for ref in [(4, 4), (5, 6), (14, 14)]:
+        for hw in [(1, 1), (3, 3), (4, 5), (11, 11), (17, 17)]:
+            for x, y in [(0, 0), (ref[1] - 1, 0), (0, ref[0] - 1), (ref[1] - 1, ref[0] - 1)]:
+                mx, my = O.map_position(x, y, ref, hw)
+                # the new cell spans the old cell's centre, as fractions of the frame
+                assert mx / hw[1] <= (x + 0.5) / ref[1] < (mx + 1) / hw[1]
+                assert my / hw[0] <= (y + 0.5) / ref[0] < (my + 1) / hw[0]
+
+
+def test_neuron_grid_survives_algebra():
+    obj = 2.0 * -O.neuron("l", 1, x=3, y=4) + O.channel("m", 0) - 0.5 * O.neuron("m", 2, x=0, y=0)
+    assert [g.layer for g in obj.grids] == ["l", "m"]
+
+
+def test_interpolation_goes_from_a_to_b(acts):
+    a, b = O.channel("l", 0), O.channel("l", 1)
+    t = torch.tensor([0.0, 0.5, 1.0])
+    torch.testing.assert_close(O.interpolation(a, b)(acts), (1 - t) * a(acts) + t * b(acts))

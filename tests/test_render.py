@@ -110,3 +110,62 @@ def test_lite0_class_renders_are_classified_as_their_class(lite0):
     r = fv.render(lite0, obj, size=160, batch=3, steps=128, progress=False)
     probs = lite0.predict(torch.nn.functional.interpolate(r.images, size=(224, 224), mode="bilinear"))
     assert probs.argmax(1).tolist() == classes
+
+
+@pytest.mark.parametrize(
+    ("size", "x", "y"),
+    [(224, 13, 13), (64, 3, 3), (64, 0, 0)],  # lite0's _blocks.8 is 14x14 at 224 px, 4x4 at 64 px
+)
+def test_lite0_neuron_under_standard_transforms(lite0, one_thread, size, x, y):
+    """Every position ``layers`` reports renders under the standard transforms (whose random
+    scale shrinks the map below the reported size) and raises that very neuron."""
+    assert lite0.layer_shape("_blocks.8", size)[1:] == ((14, 14) if size == 224 else (4, 4))
+    obj = O.neuron("_blocks.8", 12, x=x, y=y)
+    p = fv.FourierImage(1, size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before = float(lite0(p(), ["_blocks.8"])["_blocks.8"][0, 12, y, x])
+    r = fv.render(lite0, obj, size=size, param=p, steps=12, transforms="standard", progress=False)
+    with torch.no_grad():
+        after = lite0(r.images, ["_blocks.8"])["_blocks.8"][0, 12]
+    assert float(after[y, x]) == pytest.approx(float(r.values[0]), abs=1e-3)
+    assert float(after[y, x]) > before + 1.0
+
+
+def test_alpha_param_composites_over_random_backgrounds():
+    """While optimized, every call shows the image over a new background (only the opaque parts
+    are always there); drawn for the result, it sits on white and is reproducible."""
+    p = fv.AlphaImage(fv.FourierImage(2, 16, generator=torch.Generator().manual_seed(0)))
+    a, b = p.images_and_extras()[0], p.images_and_extras()[0]
+    assert not torch.allclose(a, b)
+    rgba = p.rgba().detach()
+    alpha = rgba[:, 3:]
+    assert bool(((a - b).abs().detach() <= (1 - alpha) + 1e-6).all())  # only the backgrounds differ
+    with torch.no_grad():
+        white = p()
+    torch.testing.assert_close(white, alpha * rgba[:, :3] + (1 - alpha))
+
+
+def test_alpha_penalty_makes_images_more_transparent(lite0, one_thread):
+    obj = O.channel("_blocks.8", 12)
+    kw = dict(size=64, steps=48, progress=False)
+    free, penalized = fv.render(lite0, obj, alpha=0.0, **kw), fv.render(lite0, obj, alpha=1.0, **kw)
+    assert free.rgba().shape == (1, 4, 64, 64)
+    assert float(penalized.rgba()[:, 3].mean()) < float(free.rgba()[:, 3].mean()) - 0.03
+    with pytest.raises(fv.FeaturevisError, match="no alpha channel"):
+        fv.render(lite0, obj, steps=1, size=64, progress=False).rgba()
+
+
+def test_interpolation_frames_line_up(lite0, one_thread):
+    """Shared parameters keep neighbouring frames alike (the same layout morphing), where
+    independent frames each find their own; the ends still serve their own targets."""
+    kw = dict(frames=4, size=64, steps=48, progress=False)
+    shared = fv.interpolate(lite0, "_blocks.8:12", "_blocks.8:40", **kw)
+    free = fv.interpolate(lite0, "_blocks.8:12", "_blocks.8:40", shared=False, **kw)
+
+    def step(images: torch.Tensor) -> float:
+        return float((images[1:] - images[:-1]).abs().mean())
+
+    assert step(shared.images) < 0.7 * step(free.images)
+    with torch.no_grad():
+        acts = lite0(shared.images, ["_blocks.8"])["_blocks.8"].mean((2, 3))
+    assert acts[0, 12] > acts[-1, 12] and acts[-1, 40] > acts[0, 40]

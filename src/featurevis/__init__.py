@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from .core.images import load_image, save_image
     from .core.model import FeatureModel
     from .core.objectives import Objective
-    from .core.params import CodeImage, FourierImage, PixelImage
+    from .core.params import AlignedFourierImage, AlphaImage, CodeImage, FourierImage, PixelImage
     from .core.params.cppn import CPPNGenome, CPPNImage
     from .core.params.maco import MacoImage, natural_spectrum
     from .core.targets import parse_target
@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from .recipes.fast_style import StyleNet, load_style_net, stylize, train_style_net
     from .recipes.invert import InversionResult, invert, invert_depths
     from .recipes.prior_train import train_prior
-    from .recipes.render import render
+    from .recipes.render import interpolate, render
     from .recipes.saliency import SaliencyResult, saliency
     from .recipes.style import StyleResult, style_transfer
     from .zoo import ZOO, ZooEntry, as_model, imagenet_labels, inception_v1_labels, load_model
@@ -68,7 +68,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".core.images": ("load_image", "save_image"),
     ".core.model": ("FeatureModel",),
     ".core.objectives": ("Objective",),
-    ".core.params": ("CodeImage", "FourierImage", "PixelImage"),
+    ".core.params": ("AlignedFourierImage", "AlphaImage", "CodeImage", "FourierImage", "PixelImage"),
     ".core.params.cppn": ("CPPNGenome", "CPPNImage"),
     ".core.params.maco": ("MacoImage", "natural_spectrum"),
     ".core.targets": ("parse_target",),
@@ -79,7 +79,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".recipes.fast_style": ("StyleNet", "load_style_net", "stylize", "train_style_net"),
     ".recipes.invert": ("InversionResult", "invert", "invert_depths"),
     ".recipes.prior_train": ("train_prior",),
-    ".recipes.render": ("render",),
+    ".recipes.render": ("interpolate", "render"),
     ".recipes.saliency": ("SaliencyResult", "saliency"),
     ".recipes.style": ("StyleResult", "style_transfer"),
     ".zoo": ("ZOO", "ZooEntry", "as_model", "imagenet_labels", "inception_v1_labels", "load_model"),

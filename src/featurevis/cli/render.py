@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..core.errors import FeaturevisError
-from ..recipes.render import DEFAULT_STEPS
+from ..recipes.render import ALPHA_WEIGHT, DEFAULT_STEPS, REDIRECT_STEPS
 from .args import (
     add_batch,
     add_common,
@@ -63,6 +63,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--diversity", type=finite_float, default=0.0, help="weight of the batch diversity term")
     p.add_argument("--diversity-layer", default=None, help="layer the diversity term compares (default: auto)")
     p.add_argument("--negative", action="store_true", help="minimize the target instead")
+    p.add_argument("--to", metavar="TARGET", help="interpolate from TARGET to this one across --frames images")
+    p.add_argument("--frames", type=positive_int, default=None, help="--to: number of frames (default 6)")
+    p.add_argument(
+        "--alpha",
+        type=finite_float,
+        nargs="?",
+        const=ALPHA_WEIGHT,
+        default=None,
+        metavar="W",
+        help=f"RGBA: optimize an alpha channel over random backgrounds with opacity penalty W "
+        f"(default {ALPHA_WEIGHT}) and write an RGBA PNG",
+    )
+    p.add_argument(
+        "--no-redirect-relu",
+        action="store_true",
+        help="plain ReLU gradients from the start (default: redirected for the first 16 steps, for dead units)",
+    )
     p.add_argument("--snapshots", type=int_list, default=[], help="also save images after these steps, e.g. 64,128")
     add_common(p)
 
@@ -76,12 +93,39 @@ def run(args: argparse.Namespace) -> int:
         raise FeaturevisError("--save-size needs --param cppn (only a CPPN can be drawn at another size)")
     if args.prior is None and (args.generator or args.bounds or args.init):
         raise FeaturevisError("--generator, --bounds and --init belong to --prior dgn")
+    if args.alpha is not None and (args.prior or args.output.suffix.lower() != ".png"):
+        raise FeaturevisError("--alpha writes an RGBA PNG: give -o NAME.png, and no --prior")
+    if args.frames is not None and args.to is None:
+        raise FeaturevisError("--frames belongs to --to TARGET (an interpolation)")
+    if args.to is not None and (args.prior or args.batch != 1 or args.param != "fourier" or args.alpha is not None):
+        raise FeaturevisError("--to renders its --frames as one Fourier batch: no --batch, --param, --alpha, --prior")
     model = model_from_args(args)
     obj = parse_target(model, args.target)
     if args.negative:
         obj = -obj
     if args.prior == "dgn":
         result = _render_dgn(args, model, obj)
+    elif args.to is not None:
+        from ..recipes.render import interpolate
+
+        result = interpolate(
+            model,
+            obj,
+            parse_target(model, args.to),
+            frames=args.frames or 6,
+            size=args.size,
+            diversity=args.diversity,
+            diversity_layer=args.diversity_layer,
+            steps=args.steps or DEFAULT_STEPS,
+            lr=args.lr,
+            seed=args.seed,
+            decorrelate=not args.no_decorrelate,
+            transforms=args.transforms or "auto",
+            snapshots=args.snapshots,
+            redirect_relu=0 if args.no_redirect_relu else REDIRECT_STEPS,
+            **_schedule(args),
+            progress=args.progress,
+        )
     else:
         result = render(
             model,
@@ -97,11 +141,16 @@ def run(args: argparse.Namespace) -> int:
             diversity=args.diversity,
             diversity_layer=args.diversity_layer,
             snapshots=args.snapshots,
+            redirect_relu=0 if args.no_redirect_relu else REDIRECT_STEPS,
+            alpha=args.alpha,
             **_schedule(args),
             progress=args.progress,
         )
     out = args.output
-    result.save(out, size=args.save_size)
+    if args.alpha is not None:
+        save_image(result.rgba(), out)
+    else:
+        result.save(out, ncols=len(result.images) if args.to else None, size=args.save_size)
     for step, imgs in result.snapshots.items():
         save_image(imgs, out.with_name(f"{out.stem}_step{step}{out.suffix}"))
     vals = ", ".join(f"{v:.3g}" for v in result.values.tolist())

@@ -26,6 +26,7 @@ from .memory import check_request
 from .model import INPUT, LOGITS, FeatureModel
 from .objectives import Objective
 from .params import Parameterization
+from .redirect import redirected_relus
 from .results import Result
 
 
@@ -56,6 +57,14 @@ class RenderResult(Result):
         # The drawing itself goes in bands; the images, and the grid or file made of them, do not.
         check_request(None, len(self.images), h, w, copies=2, what=f"drawing at {w}x{h} px", hint="use a smaller size")
         return self.param.render_at(size).float().cpu()
+
+    def rgba(self) -> torch.Tensor:
+        """``B×4×H×W`` straight RGBA images of an alpha render (``render(..., alpha=w)``)."""
+        rgba = getattr(self.param, "rgba", None)
+        if rgba is None:
+            raise FeaturevisError("this render has no alpha channel: render with alpha=WEIGHT (--alpha)")
+        with torch.no_grad():
+            return rgba().float().cpu()
 
     def save(self, path: str | Path, ncols: int | None = None, size: int | None = None) -> Path:
         """Write the image (a grid for a batch) atomically; ``size`` draws it anew at that side
@@ -125,6 +134,18 @@ def validate(model: FeatureModel, objective: Objective, size: int | tuple[int, i
                     f"neuron position @{x},{y} is outside {layer}'s map at {size} px: "
                     f"x 0..{map_w - 1}, y 0..{map_h - 1}"
                 )
+    bind_grids(model, objective, (h, w))
+
+
+def bind_grids(model: FeatureModel, objective: Objective, size: int | tuple[int, int]) -> None:
+    """Tell the objective's neurons the size of their layers' maps at ``size`` px, the maps
+    their ``@x,y`` positions refer to (transforms then resize what the model sees)."""
+    h, w = (size, size) if isinstance(size, int) else size
+    for grid in objective.grids:
+        shape = model.layer_shape(grid.layer, h)
+        if len(shape) != 3:
+            raise FeaturevisError(f"{grid.layer} has no positions (shape {shape}): a neuron needs a spatial map")
+        grid.hw = (shape[1], shape[2] if w == h else model.layer_shape(grid.layer, w)[2])
 
 
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:
@@ -191,6 +212,7 @@ def optimize(
     after_step: Callable[[Parameterization], None] | None = None,
     schedule: str = "constant",
     gradient: Gradient | None = None,
+    redirect_relu: int = 0,
 ) -> RenderResult:
     """Maximize ``objective`` over ``param``'s output; Ctrl-C or a NaN stops early, keeping
     the last good images.
@@ -198,10 +220,14 @@ def optimize(
     Each step draws the images (and the parameterization's extras, which the objective finds
     among the activations under their names), transforms them, lets ``gradient`` (default: a
     :class:`Gradient`, one pass over the batch) evaluate and backpropagate the objective, and
-    steps the optimizer (default Adam at ``lr``).
+    steps the optimizer (default Adam at ``lr``). For the first ``redirect_relu`` steps the
+    model's ReLU modules pass redirected gradients (:mod:`~.redirect`), so units that start off
+    still move the image.
     """
     device = model.device
     param = param.to(device)
+    if any(grid.hw is None for grid in objective.grids):  # not validated: positions refer to this size
+        bind_grids(model, objective, param.size)
     transforms = transforms or T.none()
     opt = optimizer(param.parameters()) if optimizer else torch.optim.Adam(param.parameters(), lr=check_lr(lr))
     for group in opt.param_groups:
@@ -218,8 +244,13 @@ def optimize(
     trainable = [p for p in param.parameters() if p.requires_grad]
     last_good = _snapshot(trainable)
     bar = tqdm(range(steps), desc=description, disable=not progress, leave=False, dynamic_ncols=True)
+    redirect = contextlib.ExitStack()
+    if redirect_relu > 0:
+        redirect.enter_context(redirected_relus(model.net))
     try:
         for step in bar:
+            if step == redirect_relu:
+                redirect.close()
             opt.zero_grad(set_to_none=True)
             img, extras = param.images_and_extras()
             values = gradient(model, objective, transforms(img, generator), {**extras, INPUT: img})
@@ -249,6 +280,7 @@ def optimize(
         interrupted = True
         tqdm.write("featurevis: interrupted; returning the images so far")
     finally:
+        redirect.close()
         bar.close()
     opt.zero_grad(set_to_none=True)  # spent: the final evaluation may want the memory
     with torch.no_grad():

@@ -33,11 +33,12 @@ LOAD_BYTES_PER_PIXEL = 30
 
 
 def to_pil(img: torch.Tensor) -> Image.Image:
-    """One ``3×H×W`` (or ``1×3×H×W``) tensor in [0, 1] as an 8-bit RGB image."""
+    """One ``3×H×W`` (or ``1×3×H×W``) tensor in [0, 1] as an 8-bit RGB image; four channels
+    make an RGBA image."""
     if img.dim() == 4:
         img = img[0]
     arr = (img.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
-    return Image.fromarray(arr, "RGB")
+    return Image.fromarray(arr, "RGBA" if arr.shape[2] == 4 else "RGB")
 
 
 def from_pil(im: Image.Image) -> torch.Tensor:

@@ -20,6 +20,9 @@ from .model import INPUT, LOGITS, PREFIX
 
 Acts = dict[str, torch.Tensor]
 
+#: Where an RGBA parameterization hands objectives its alpha channel (``B×1×H×W`` in [0, 1]).
+ALPHA = "alpha"
+
 
 @dataclass(frozen=True)
 class Objective:
@@ -28,13 +31,15 @@ class Objective:
     ``fn`` returns a tensor of shape ``(B,)``; ``layers`` are the activations it reads;
     ``checks`` are ``(layer, channel)`` pairs validated against the model before rendering
     (``channel`` is ``None`` when only the layer must exist), or ``(layer, channel, (x, y))``
-    for a neuron, whose position must lie inside the layer's map.
+    for a neuron, whose position must lie inside the layer's map; ``grids`` are the maps its
+    neuron positions refer to, which :func:`~.engine.validate` measures at the render size.
     """
 
     fn: Callable[[Acts], torch.Tensor]
     layers: frozenset[str]
     name: str
     checks: tuple[tuple, ...] = field(default=())
+    grids: tuple[Grid, ...] = field(default=())
 
     def __call__(self, acts: Acts) -> torch.Tensor:
         return self.fn(acts)
@@ -51,6 +56,7 @@ class Objective:
                 a.layers | b.layers,
                 f"({a.name} {sym} {b.name})",
                 a.checks + b.checks,
+                a.grids + b.grids,
             )
         if not isinstance(other, (int, float)):
             return NotImplemented
@@ -58,8 +64,12 @@ class Objective:
         if not math.isfinite(c):
             raise FeaturevisError(f"objective weight {c} is not a finite number")
         if swap:
-            return Objective(lambda acts: op(c, self(acts)), self.layers, f"({c:g} {sym} {self.name})", self.checks)
-        return Objective(lambda acts: op(self(acts), c), self.layers, f"({self.name} {sym} {c:g})", self.checks)
+            return Objective(
+                lambda acts: op(c, self(acts)), self.layers, f"({c:g} {sym} {self.name})", self.checks, self.grids
+            )
+        return Objective(
+            lambda acts: op(self(acts), c), self.layers, f"({self.name} {sym} {c:g})", self.checks, self.grids
+        )
 
     def __add__(self, o):
         return self._combine(o, lambda a, b: a + b, "+")
@@ -85,7 +95,7 @@ class Objective:
         return self._combine(o, lambda a, b: a / b, "/")
 
     def __neg__(self):
-        return Objective(lambda acts: -self(acts), self.layers, f"-{self.name}", self.checks)
+        return Objective(lambda acts: -self(acts), self.layers, f"-{self.name}", self.checks, self.grids)
 
 
 def _at(values: torch.Tensor, batch: int | None) -> torch.Tensor:
@@ -128,20 +138,54 @@ def channels(layer: str, chs: Sequence[int]) -> Objective:
     return Objective(fn, frozenset({layer}), f"{layer}:{idx}", tuple((layer, c) for c in idx))
 
 
+@dataclass(eq=False)
+class Grid:
+    """The map a neuron's ``@x,y`` refers to: ``layer``'s ``(H, W)`` at the render size.
+
+    Transforms change the map an objective sees: the standard set pads and rescales the image
+    (lite0's ``_blocks.8`` has 14x14 cells at 224 px but 11..17 under the random scale).
+    :func:`~.engine.validate` sets ``hw`` before a run; ``None`` (no run validated the
+    objective) reads positions on the map as it comes.
+    """
+
+    layer: str
+    hw: tuple[int, int] | None = None
+
+
+def map_position(x: int, y: int, ref: tuple[int, int], hw: tuple[int, int]) -> tuple[int, int]:
+    """Cell ``(x, y)`` of a ``ref`` = (H, W) map moved to the cell of an ``hw`` map that covers
+    the same place of the frame: its centre, scaled (identity when the sizes agree).
+
+    Proportional mapping is exact for a uniform resize of the whole frame (the random scale,
+    the only transform that changes the size); the pad and jitter shift content by at most a
+    few pixels, which is the shift they are there to add.
+    """
+    (rh, rw), (h, w) = ref, hw
+    if (rh, rw) == (h, w):
+        return x, y
+    return min(w - 1, int((x + 0.5) * w / rw)), min(h - 1, int((y + 0.5) * h / rh))
+
+
 def neuron(layer: str, ch: int, x: int | None = None, y: int | None = None, batch: int | None = None) -> Objective:
-    """Activation of channel ``ch`` at one spatial position (the centre by default)."""
+    """Activation of channel ``ch`` at one spatial position (the centre by default).
+
+    ``(x, y)`` is a cell of the layer's map at the render size (what ``featurevis layers``
+    reports) and keeps its place in the frame when transforms resize the image.
+    """
+    grid = Grid(layer)
 
     def fn(a: Acts) -> torch.Tensor:
         t = a[layer][:, ch]
         h, w = t.shape[-2:]
-        yy, xx = (h // 2 if y is None else y), (w // 2 if x is None else x)
+        ref = grid.hw or (h, w)
+        xx, yy = map_position(ref[1] // 2 if x is None else x, ref[0] // 2 if y is None else y, ref, (h, w))
         if not (0 <= yy < h and 0 <= xx < w):
             raise IndexError(f"neuron position ({xx}, {yy}) outside {layer}'s {w}x{h} map")
         return _at(t[:, yy, xx], batch)
 
     pos = "" if x is None and y is None else f"@{x},{y}"
     check = (layer, ch) if x is None or y is None else (layer, ch, (x, y))
-    return Objective(fn, frozenset({layer}), f"{layer}:{ch}{pos}{_suffix(batch)}", (check,))
+    return Objective(fn, frozenset({layer}), f"{layer}:{ch}{pos}{_suffix(batch)}", (check,), (grid,))
 
 
 def layer(name: str, batch: int | None = None) -> Objective:
@@ -319,6 +363,33 @@ def blur(sigma_px: int = 1) -> Objective:
         return (x - blurred).pow(2).flatten(1).mean(1)
 
     return Objective(fn, frozenset({INPUT}), "blur")
+
+
+def interpolation(a: Objective, b: Objective) -> Objective:
+    """Image ``i`` of a batch of ``n`` maximizes ``(1 - t) a + t b`` with ``t = i / (n - 1)``:
+    pure ``a`` in the first image, pure ``b`` in the last, a straight path between."""
+
+    def fn(acts: Acts) -> torch.Tensor:
+        va, vb = a(acts), b(acts)
+        t = torch.linspace(0, 1, len(va), device=va.device, dtype=va.dtype) if len(va) > 1 else torch.zeros_like(va)
+        return (1 - t) * va + t * vb
+
+    return Objective(fn, a.layers | b.layers, f"({a.name} -> {b.name})", a.checks + b.checks, a.grids + b.grids)
+
+
+def opacity_penalty(objective: Objective, weight: float) -> Objective:
+    """``objective`` less ``weight`` × its own size × the image's mean opacity: a fully opaque
+    image must earn ``weight`` of its score more than a transparent one, whatever the objective's
+    scale (its size is a constant here, not something to optimize). Reads an RGBA
+    parameterization's ``alpha``."""
+
+    def fn(a: Acts) -> torch.Tensor:
+        v = objective(a)
+        return v - weight * v.detach().abs() * a[ALPHA].flatten(1).mean(1)
+
+    return Objective(
+        fn, objective.layers | {ALPHA}, f"({objective.name} - {weight:g}*opacity)", objective.checks, objective.grids
+    )
 
 
 def as_objective(obj: Objective | Iterable[Objective]) -> Objective:

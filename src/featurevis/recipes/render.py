@@ -11,10 +11,17 @@ from ..core.engine import RenderResult, optimize, resolve_device, validate
 from ..core.errors import FeaturevisError
 from ..core.model import FeatureModel
 from ..core.objectives import Objective, as_objective
-from ..core.params import Parameterization, make_param
+from ..core.params import AlignedFourierImage, AlphaImage, FourierImage, Parameterization, make_param
 from ..core.targets import parse_target
 from ..core.transforms import resolve_transforms
 from ..zoo import as_model
+
+#: Steps with redirected ReLU gradients at the start of a render (Lucid's fix for dead units:
+#: benchmarks/dead_units.py).
+REDIRECT_STEPS = 16
+
+#: Opacity penalty of ``--alpha`` without a weight: an opaque image must earn half its score more.
+ALPHA_WEIGHT = 0.5
 
 #: Default number of steps: with the standard transforms, class renders
 #: transfer to other networks markedly better at 384 than at 256 steps (benchmarks/quality.py).
@@ -56,6 +63,8 @@ def render(
     snapshots: Sequence[int] = (),
     progress: bool = True,
     schedule: str = "constant",
+    redirect_relu: int = REDIRECT_STEPS,
+    alpha: float | None = None,
 ) -> RenderResult:
     """Optimize images that maximize ``objective`` on ``model``.
 
@@ -77,6 +86,13 @@ def render(
         schedule: ``"constant"`` learning rate (default), ``"cosine"`` decay to 10 % or
             ``"linear"`` decay to ~0.
         snapshots: steps after which to keep a copy of the images.
+        redirect_relu: for this many first steps, ReLU/ReLU6 modules also pass gradient that
+            would turn an inactive unit on, so units dead on the starting image still get a
+            picture (0 turns it off; functional ReLUs are never redirected).
+        alpha: give the images an alpha channel, composited over random backgrounds while
+            optimized, and subtract this weight × the objective's size × the mean opacity
+            (0: no penalty). ``result.rgba()`` has the RGBA images; ``result.images`` are
+            composited over white.
     Returns:
         A :class:`RenderResult`; Ctrl-C ends early and returns the images so far.
     """
@@ -90,6 +106,11 @@ def render(
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     p = make_param(param, batch, size, decorrelate=decorrelate, generator=g) if isinstance(param, str) else param
+    if alpha is not None:
+        if not alpha >= 0:
+            raise FeaturevisError(f"alpha is the weight of the opacity penalty, a number >= 0, not {alpha}")
+        p = p if isinstance(p, AlphaImage) else AlphaImage(p, generator=g)
+        obj = O.opacity_penalty(obj, alpha) if alpha else obj
     lr = p.default_lr if lr is None else lr
     tf = resolve_transforms(transforms, size, patch_px=fm.patch_px)
     result = optimize(
@@ -104,6 +125,7 @@ def render(
         snapshots=snapshots,
         progress=progress,
         schedule=schedule,
+        redirect_relu=redirect_relu,
     )
     result.settings = dict(
         model=fm.name,
@@ -119,5 +141,41 @@ def render(
         diversity=diversity,
         diversity_layer=diversity_layer,
         schedule=schedule,
+        redirect_relu=redirect_relu,
+        alpha=alpha,
     )
+    return result
+
+
+def interpolate(
+    model: str | torch.nn.Module | FeatureModel,
+    a: Objective | str,
+    b: Objective | str,
+    *,
+    frames: int = 6,
+    size: int | None = None,
+    seed: int = 0,
+    decorrelate: bool = True,
+    shared: bool = True,
+    **kwargs,
+) -> RenderResult:
+    """A batch of ``frames`` images going from ``a`` to ``b``: frame ``i`` maximizes
+    ``(1 - t) a + t b``, ``t = i / (frames - 1)``.
+
+    With ``shared`` (default) the frames' Fourier spectra have a common part
+    (:class:`~featurevis.core.params.AlignedFourierImage`), so features stay where they are from
+    frame to frame and the row reads as one morph; ``kwargs`` go to :func:`render`.
+    """
+    if frames < 2:
+        raise FeaturevisError(f"an interpolation needs at least 2 frames, not {frames}")
+    if "param" in kwargs or "batch" in kwargs:
+        raise FeaturevisError("interpolate chooses the parameterization and the batch (frames) itself")
+    fm = as_model(model)
+    oa, ob = (parse_target(fm, t) if isinstance(t, str) else as_objective(t) for t in (a, b))
+    size = size or fm.input_size
+    g = torch.Generator().manual_seed(seed)
+    kind = AlignedFourierImage if shared else FourierImage
+    p = kind(frames, size, decorrelate=decorrelate, generator=g)
+    result = render(fm, O.interpolation(oa, ob), size=size, batch=frames, seed=seed, param=p, **kwargs)
+    result.settings.update(frames=frames, shared=shared, param=type(p).__name__)
     return result

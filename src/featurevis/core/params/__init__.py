@@ -12,11 +12,12 @@ from collections.abc import Callable
 import torch
 
 from ..errors import FeaturevisError
+from .alpha import AlphaImage
 from .base import COLOR_CORRELATION, Parameterization, decorrelated_to_rgb, rgb_to_decorrelated
 from .batches import NetOnPhotoBatches
 from .code import CodeImage
 from .cppn import CPPNGenome, CPPNImage
-from .fourier import FourierImage
+from .fourier import AlignedFourierImage, FourierImage
 from .maco import MacoImage, natural_spectrum
 from .pixel import PerturbedImage, PixelImage
 
@@ -65,6 +66,8 @@ def make_param(
 __all__ = [
     "COLOR_CORRELATION",
     "PARAMETERIZATIONS",
+    "AlignedFourierImage",
+    "AlphaImage",
     "CPPNGenome",
     "CPPNImage",
     "CodeImage",

@@ -1,0 +1,73 @@
+"""Redirected ReLU gradients (Lucid's fix for dead units), for the first steps of a render.
+
+A unit behind a ReLU that is off (input < 0) everywhere on the starting image gets no gradient,
+so gradient ascent never moves the image and the render stays grey (lucent#9, lucent#34). While
+redirected, a ReLU (and a ReLU6, above 6) also passes the gradient where it would push its
+input back into the active range; only where it would push it further out is it still
+blocked. The forward pass is unchanged. Lucid uses the redirected gradient per image only
+where the true one is zero everywhere, so it wakes units up and then steps aside.
+
+Only ``nn.ReLU`` / ``nn.ReLU6`` *modules* can be swapped: a network that calls
+``F.relu`` / ``torch.relu`` in its ``forward`` keeps the plain gradient there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+
+class _RedirectedClamp(torch.autograd.Function):
+    """``x.clamp(0, upper)`` whose backward also passes gradient that pushes ``x`` back inside."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, upper: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.upper = upper
+        return x.clamp(0, upper) if math.isfinite(upper) else x.clamp_min(0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (x,) = ctx.saved_tensors
+        upper = ctx.upper
+        # grad is d(loss)/d(out); the optimizer moves x against it: grad > 0 pushes x down.
+        true = grad * ((x >= 0) & (x <= upper))
+        redirected = grad.masked_fill(((x < 0) & (grad > 0)) | ((x > upper) & (grad < 0)), 0)
+        if true.dim() < 2:
+            return torch.where(true.norm() > 0, true, redirected), None
+        alive = true.flatten(1).norm(dim=1) > 0  # per image: the true gradient reaches something
+        alive = alive.view((-1,) + (1,) * (true.dim() - 1))
+        return torch.where(alive, true, redirected), None
+
+
+def _redirected_forward(upper: float):
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return _RedirectedClamp.apply(x, upper)
+
+    return forward
+
+
+@contextlib.contextmanager
+def redirected_relus(net: nn.Module) -> Iterator[int]:
+    """Within the block, every ``nn.ReLU`` and ``nn.ReLU6`` module of ``net`` has a redirected
+    gradient; yields how many modules were swapped (0: the network has none, or uses
+    functional ReLUs, which cannot be swapped)."""
+    swapped = []
+    for m in net.modules():
+        if isinstance(m, nn.ReLU6):
+            upper = 6.0
+        elif isinstance(m, nn.ReLU):
+            upper = math.inf
+        else:
+            continue
+        m.forward = _redirected_forward(upper)  # an instance attribute shadows the class's forward
+        swapped.append(m)
+    try:
+        yield len(swapped)
+    finally:
+        for m in swapped:
+            del m.forward
