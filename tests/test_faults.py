@@ -41,6 +41,28 @@ pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.te
 
 
 # -- helpers ------------------------------------------------------------------------------------
+def _as_from_a_terminal() -> None:
+    """A child starts with Ctrl-C and SIGTERM at their defaults, as from a terminal: when pytest
+    itself runs as a background job its shell has set SIGINT to ignored, the child would inherit
+    that, and featurevis rightly keeps an inherited "ignore" (``nohup``)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+_RUNNING: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_process_outlives_its_test():
+    """A failed test must not leave a 100000-step render running for the rest of the suite."""
+    yield
+    while _RUNNING:
+        proc = _RUNNING.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+
+
 class Running:
     """``featurevis ARGS`` in a subprocess whose stderr is collected as it comes (progress bars
     show when the work has begun)."""
@@ -52,7 +74,9 @@ class Running:
             stderr=subprocess.PIPE,
             env=ENV,
             cwd=cwd,
+            preexec_fn=_as_from_a_terminal,
         )
+        _RUNNING.append(self.proc)
         self._out: list[bytes] = []
         self._err: list[bytes] = []
         self._readers = [
@@ -145,7 +169,14 @@ def test_ctrl_c_while_torch_is_imported_is_one_line_exit_130():
         "sys.argv = ['featurevis', 'layers', '-m', 'lite0']\n"
         "runpy.run_module('featurevis.cli', run_name='__main__')\n"
     )
-    proc = subprocess.run([sys.executable, "-c", start], capture_output=True, text=True, env=ENV, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", start],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
+        preexec_fn=_as_from_a_terminal,
+    )
     assert (proc.returncode, proc.stderr, proc.stdout) == (130, "featurevis: interrupted\n", "")
 
 
