@@ -352,3 +352,13 @@ def test_render_to_writes_one_row_of_frames(tmp_path):
     args = ["render", "_blocks.8:12", "--to", "_blocks.8:40", "--frames", "3", "--size", "32", "--steps", "2"]
     assert main([*args, "-q", "-o", str(out)]) == 0
     assert Image.open(out).size == (3 * 32 + 2 * 2, 32)
+
+
+def test_render_with_several_models_sums_the_target_over_them(tmp_path, capsys):
+    out = tmp_path / "both.png"
+    args = ["render", "class:1", "-m", "lite0,lite1", "--size", "64", "--steps", "3", "-o", str(out), "-q"]
+    assert main(args) == 0
+    assert out.is_file()
+    assert "class:1, summed over efficientnet_lite0 + efficientnet_lite1" in capsys.readouterr().out
+    assert main([*args, "--weights", str(tmp_path / "w.pth")]) == 2
+    assert "--weights takes one model" in capsys.readouterr().err

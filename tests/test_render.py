@@ -169,3 +169,22 @@ def test_interpolation_frames_line_up(lite0, one_thread):
     with torch.no_grad():
         acts = lite0(shared.images, ["_blocks.8"])["_blocks.8"].mean((2, 3))
     assert acts[0, 12] > acts[-1, 12] and acts[-1, 40] > acts[0, 40]
+
+
+def test_an_ensemble_sums_the_objective_over_its_models(tiny):
+    """``render([a, b], T)``: one image, the objective summed over both networks, each reading
+    the target against its own weights; both members' values rise."""
+    from conftest import Tiny
+
+    torch.manual_seed(1)
+    other = fv.FeatureModel(Tiny(), input_size=32, name="other")
+    kw = dict(size=32, steps=20, transforms="none", progress=False, seed=0)
+    r = fv.render([tiny, other], "conv3:2", **kw)
+    start = fv.render([tiny, other], "conv3:2", **{**kw, "steps": 1, "lr": 0.0})
+    obj = fv.parse_target(tiny, "conv3:2")
+    with torch.no_grad():
+        mine = [float(obj(m(r.images, obj.layers))) for m in (tiny, other)]
+        before = [float(obj(m(start.images, obj.layers))) for m in (tiny, other)]
+    assert r.values.item() == pytest.approx(sum(mine), rel=1e-4)
+    assert all(a > b for a, b in zip(mine, before, strict=True))
+    assert "summed over" in r.objective and r.settings["model"] == f"{tiny.name} + other"

@@ -195,6 +195,42 @@ class Gradient:
             (-values.sum()).backward()
         return values
 
+    def models(self, model: FeatureModel) -> list[FeatureModel]:
+        """The networks a step runs (whose ReLUs a redirected start applies to)."""
+        return [model]
+
+
+class Ensemble(Gradient):
+    """One objective per network, summed: an image that every member reads as the target.
+
+    A render that only one network has to believe can exploit that network's quirks; asking
+    several at once keeps what they agree on (Olah et al. 2017 on transfer). Each member's
+    objective is its own parse of the target, so class indices, layers and neuron grids are
+    checked against that member.
+    """
+
+    def __init__(self, members: Sequence[tuple[FeatureModel, Objective]]):
+        if not members:
+            raise FeaturevisError("an ensemble needs at least one model")
+        self.members = list(members)
+
+    def __call__(
+        self,
+        model: FeatureModel,
+        objective: Objective,
+        x: torch.Tensor,
+        given: dict[str, torch.Tensor],
+        *,
+        backward: bool = True,
+    ) -> torch.Tensor:
+        total = sum(obj({**activations(member, x, obj.layers - given.keys()), **given}) for member, obj in self.members)
+        if backward:
+            (-total.sum()).backward()
+        return total
+
+    def models(self, model: FeatureModel) -> list[FeatureModel]:
+        return [member for member, _ in self.members]
+
 
 def optimize(
     model: FeatureModel,
@@ -246,7 +282,8 @@ def optimize(
     bar = tqdm(range(steps), desc=description, disable=not progress, leave=False, dynamic_ncols=True)
     redirect = contextlib.ExitStack()
     if redirect_relu > 0:
-        redirect.enter_context(redirected_relus(model.net))
+        for net in gradient.models(model):
+            redirect.enter_context(redirected_relus(net.net))
     try:
         for step in bar:
             if step == redirect_relu:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 
 from ..core import objectives as O
-from ..core.engine import RenderResult, optimize, resolve_device, validate
+from ..core.engine import Ensemble, RenderResult, optimize, resolve_device, validate
 from ..core.errors import FeaturevisError
 from ..core.model import FeatureModel
 from ..core.objectives import Objective, as_objective
@@ -44,8 +44,20 @@ def _diversity_layer(model: FeatureModel, objective: Objective, size: int) -> st
     return top[int(0.6 * (len(top) - 1))]
 
 
+def _members(model: object) -> list[FeatureModel]:
+    """One network, or several for an objective summed over them: a list, or names joined by
+    commas (``"lite0,lite1"``)."""
+    if isinstance(model, str) and "," in model:
+        model = [name.strip() for name in model.split(",")]
+    if isinstance(model, (list, tuple)):
+        if not model or any(isinstance(m, str) and not m for m in model):
+            raise FeaturevisError("give each model of an ensemble by name, e.g. lite0,lite1")
+        return [as_model(m) for m in model]
+    return [as_model(model)]
+
+
 def render(
-    model: str | torch.nn.Module | FeatureModel,
+    model: str | torch.nn.Module | FeatureModel | Sequence[str | torch.nn.Module | FeatureModel],
     objective: Objective | str | Iterable[Objective],
     *,
     size: int | None = None,
@@ -69,7 +81,9 @@ def render(
     """Optimize images that maximize ``objective`` on ``model``.
 
     Args:
-        model: a zoo name (``"efficientnet_lite0"``), a :class:`FeatureModel`, or any module.
+        model: a zoo name (``"efficientnet_lite0"``), a :class:`FeatureModel`, or any module; or
+            several (a list, or ``"lite0,lite1"``): the image then maximizes the objective summed
+            over them, each network reading the target against its own layers and classes.
         objective: an :class:`Objective`, a TARGET string (``"_blocks.8:12"``), or a list to sum.
         size: image side in pixels (the model's input size by default).
         batch: number of images; objectives without ``batch=`` apply to all of them.
@@ -96,13 +110,19 @@ def render(
     Returns:
         A :class:`RenderResult`; Ctrl-C ends early and returns the images so far.
     """
-    fm = as_model(model)
-    fm.to(resolve_device(device))
+    members = _members(model)
+    dev = resolve_device(device)
+    for m in members:
+        m.to(dev)
+    fm = members[0]
     size = size or fm.input_size
-    obj = parse_target(fm, objective) if isinstance(objective, str) else as_objective(objective)
-    if diversity:
-        obj = obj + diversity * O.diversity(diversity_layer or _diversity_layer(fm, obj, size))
-    validate(fm, obj, size, batch)
+    objs = []
+    for m in members:  # each network parses and checks the target against its own layers and classes
+        obj = parse_target(m, objective) if isinstance(objective, str) else as_objective(objective)
+        if diversity:
+            obj = obj + diversity * O.diversity(diversity_layer or _diversity_layer(m, obj, size))
+        validate(m, obj, size, batch)
+        objs.append(obj)
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     p = make_param(param, batch, size, decorrelate=decorrelate, generator=g) if isinstance(param, str) else param
@@ -110,7 +130,8 @@ def render(
         if not alpha >= 0:
             raise FeaturevisError(f"alpha is the weight of the opacity penalty, a number >= 0, not {alpha}")
         p = p if isinstance(p, AlphaImage) else AlphaImage(p, generator=g)
-        obj = O.opacity_penalty(obj, alpha) if alpha else obj
+        objs = [O.opacity_penalty(obj, alpha) for obj in objs] if alpha else objs
+    obj = objs[0]
     lr = p.default_lr if lr is None else lr
     tf = resolve_transforms(transforms, size, patch_px=fm.patch_px)
     result = optimize(
@@ -126,9 +147,12 @@ def render(
         progress=progress,
         schedule=schedule,
         redirect_relu=redirect_relu,
+        gradient=Ensemble(list(zip(members, objs, strict=True))) if len(members) > 1 else None,
     )
+    if len(members) > 1:
+        result.objective = f"{obj.name}, summed over {' + '.join(m.name for m in members)}"
     result.settings = dict(
-        model=fm.name,
+        model=" + ".join(m.name for m in members),
         objective=obj.name,
         size=size,
         batch=batch,
