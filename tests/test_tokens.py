@@ -185,6 +185,10 @@ def test_undeclared_tokens_are_refused_and_an_override_settles_them():
     model = FeatureModel(Tokens(), input_size=32, channels_last=False)
     with pytest.raises(FeaturevisError, match=r"cannot tell which axis of layer 'mix'.*17x8.*layouts="):
         fv.render(model, "mix:1", size=32, steps=1, progress=False)
+    probed_elsewhere = FeatureModel(Tokens(), input_size=32, channels_last=False)
+    probed_elsewhere.layers(64)  # asked about another size first
+    with pytest.raises(FeaturevisError, match=r"cannot tell which axis of layer 'mix'"):
+        probed_elsewhere.layout("mix")
     fixed = FeatureModel(Tokens(), input_size=32, channels_last=False, layouts={"mix": Layout("BND", 1, grid=(4, 4))})
     assert fixed.layer_shape("mix") == (8, 4, 4)
     x = torch.rand(1, 3, 32, 32)

@@ -32,6 +32,13 @@ def split_view(name: str) -> tuple[str, str]:
     return base, sep + view
 
 
+def capture_of(name: str) -> str:
+    """What a hook records for ``name``: the module's output (for ``LAYER`` and ``LAYER#prefix``,
+    which share it) or its input (``LAYER#input``)."""
+    base, view = split_view(name)
+    return base + (INPUT_OF if view == INPUT_OF else "")
+
+
 class _Stop(Exception):
     """Raised from a hook to end the forward pass once every requested layer is captured."""
 
@@ -177,15 +184,14 @@ class FeatureModel(nn.Module):
         """The layout of a layer (or ``LAYER#input``), inferred once; one clear error if unknown."""
         self.check_layer(layer)
         base, view = split_view(layer)
-        capture = base + (INPUT_OF if view == INPUT_OF else "")
+        capture = capture_of(layer)
         if capture not in self._layouts:
             self.layers(self.input_size)
             if capture not in self._layouts:
                 raise FeaturevisError(f"layer {capture!r} does not run in the forward pass")
         found = self._layouts[capture]
-        if found is None:
-            raw = self._raw[(self.input_size, self.input_size)][capture]
-            raise L.unreadable(capture, raw)
+        if found is None:  # its shape as the probe that could not read it saw it (any size)
+            raise L.unreadable(capture, next(raw[capture] for raw in self._raw.values() if capture in raw))
         if view == PREFIX and not (found.tokens and found.prefix):
             raise FeaturevisError(f"layer {base!r} has no class or other prefix token ({found.describe(())})")
         return found
@@ -291,13 +297,12 @@ class FeatureModel(nn.Module):
         self.layers(size)  # one probe pass per size, cached, also records the output shape
         if layer == LOGITS:
             return self._output_shape[(size, size)]
-        base, view = split_view(layer)
-        capture = base + (INPUT_OF if view == INPUT_OF else "")
+        capture = capture_of(layer)
         raw = self._raw[(size, size)].get(capture)
         if raw is None:
             raise FeaturevisError(f"layer {capture!r} does not run in the forward pass")
         layout = self.layout(layer)
-        if view == PREFIX:
+        if split_view(layer)[1] == PREFIX:
             return (raw[-1], layout.prefix)
         return self._canonical_shape(capture, raw, layout, self._net_size((size, size)))
 
@@ -353,8 +358,7 @@ class FeatureModel(nn.Module):
         # capture -> the names it fills: "X" and "X#prefix" share the output of X
         captures: dict[str, list[str]] = {}
         for name in hooked:
-            base, view = split_view(name)
-            captures.setdefault(base + (INPUT_OF if view == INPUT_OF else ""), []).append(name)
+            captures.setdefault(capture_of(name), []).append(name)
         layouts = {c: self.layout(c) for c in captures}
         size = self._net_size(x.shape[-2:])
         hooks = []
