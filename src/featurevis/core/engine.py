@@ -189,11 +189,16 @@ class Gradient:
         :meth:`Parameterization.images_and_extras`). With ``backward``, the gradient of ``-values.sum()``
         (the loss the loop minimizes) is propagated back through ``x`` to the parameters.
         """
-        acts = activations(model, x, objective.layers - given.keys())
-        values = objective({**acts, **given})
+        values = self.evaluate(model, objective, x, given)
         if backward:
             (-values.sum()).backward()
         return values
+
+    def evaluate(
+        self, model: FeatureModel, objective: Objective, x: torch.Tensor, given: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """The objective's values on ``x``, still attached to the graph."""
+        return objective({**activations(model, x, objective.layers - given.keys()), **given})
 
     def models(self, model: FeatureModel) -> list[FeatureModel]:
         """The networks a step runs (whose ReLUs a redirected start applies to)."""
@@ -214,19 +219,10 @@ class Ensemble(Gradient):
             raise FeaturevisError("an ensemble needs at least one model")
         self.members = list(members)
 
-    def __call__(
-        self,
-        model: FeatureModel,
-        objective: Objective,
-        x: torch.Tensor,
-        given: dict[str, torch.Tensor],
-        *,
-        backward: bool = True,
+    def evaluate(
+        self, model: FeatureModel, objective: Objective, x: torch.Tensor, given: dict[str, torch.Tensor]
     ) -> torch.Tensor:
-        total = sum(obj({**activations(member, x, obj.layers - given.keys()), **given}) for member, obj in self.members)
-        if backward:
-            (-total.sum()).backward()
-        return total
+        return sum(Gradient.evaluate(self, member, obj, x, given) for member, obj in self.members)
 
     def models(self, model: FeatureModel) -> list[FeatureModel]:
         return [member for member, _ in self.members]
