@@ -99,12 +99,18 @@ def run(args: argparse.Namespace) -> int:
         raise FeaturevisError("--frames belongs to --to TARGET (an interpolation)")
     if args.to is not None and (args.prior or args.batch != 1 or args.param != "fourier" or args.alpha is not None):
         raise FeaturevisError("--to renders its --frames as one Fourier batch: no --batch, --param, --alpha, --prior")
-    if "," in args.model:
-        return _render_ensemble(args)
-    model = model_from_args(args)
-    obj = parse_target(model, args.target)
-    if args.negative:
-        obj = -obj
+    several = "," in args.model  # -m lite0,lite1: one image, the TARGET summed over the models
+    if several:
+        if args.weights:
+            raise FeaturevisError("--weights takes one model; each model of -m A,B loads its own weights")
+        if args.prior or args.to is not None or args.negative:
+            raise FeaturevisError("several models (-m A,B) render a plain TARGET: no --prior, --to or --negative")
+        model, obj = args.model, args.target  # render() parses the target for each model
+    else:
+        model = model_from_args(args)
+        obj = parse_target(model, args.target)
+        if args.negative:
+            obj = -obj
     if args.prior == "dgn":
         result = _render_dgn(args, model, obj)
     elif args.to is not None:
@@ -125,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
             transforms=args.transforms or "auto",
             snapshots=args.snapshots,
             redirect_relu=0 if args.no_redirect_relu else REDIRECT_STEPS,
+            device=args.device,
             **_schedule(args),
             progress=args.progress,
         )
@@ -145,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
             snapshots=args.snapshots,
             redirect_relu=0 if args.no_redirect_relu else REDIRECT_STEPS,
             alpha=args.alpha,
+            device=args.device,
             **_schedule(args),
             progress=args.progress,
         )
@@ -158,51 +166,10 @@ def run(args: argparse.Namespace) -> int:
     vals = ", ".join(f"{v:.3g}" for v in result.values.tolist())
     note = " (interrupted)" if result.interrupted else ""
     print(f"wrote {out}{note}: {result.objective} = [{vals}] in {result.seconds:.1f} s")
-    if any(t[0] == "logits" for t in obj.checks) and model.labels:
+    if not several and any(t[0] == "logits" for t in obj.checks) and model.labels:
         probs = model.predict(result.images.to(model.device))
         top = probs.argmax(1).tolist()
         print("predicted: " + "; ".join(f"{model.labels[i]} ({probs[k, i]:.2f})" for k, i in enumerate(top)))
-    return 130 if result.interrupted else 0
-
-
-def _render_ensemble(args: argparse.Namespace) -> int:
-    """``-m lite0,lite1``: one image for the TARGET summed over the models."""
-    from ..core.images import save_image
-    from ..recipes.render import render
-
-    if args.weights:
-        raise FeaturevisError("--weights takes one model; each model of -m A,B loads its own weights")
-    if args.prior or args.to is not None or args.negative:
-        raise FeaturevisError("several models (-m A,B) render a plain TARGET: no --prior, --to or --negative")
-    result = render(
-        args.model,
-        args.target,
-        size=args.size,
-        batch=args.batch,
-        steps=args.steps or DEFAULT_STEPS,
-        lr=args.lr,
-        seed=args.seed,
-        param=args.param,
-        decorrelate=not args.no_decorrelate,
-        transforms=args.transforms or "auto",
-        diversity=args.diversity,
-        diversity_layer=args.diversity_layer,
-        snapshots=args.snapshots,
-        redirect_relu=0 if args.no_redirect_relu else REDIRECT_STEPS,
-        alpha=args.alpha,
-        device=args.device,
-        **_schedule(args),
-        progress=args.progress,
-    )
-    if args.alpha is not None:
-        save_image(result.rgba(), args.output)
-    else:
-        result.save(args.output, size=args.save_size)
-    for step, imgs in result.snapshots.items():
-        save_image(imgs, args.output.with_name(f"{args.output.stem}_step{step}{args.output.suffix}"))
-    vals = ", ".join(f"{v:.3g}" for v in result.values.tolist())
-    note = " (interrupted)" if result.interrupted else ""
-    print(f"wrote {args.output}{note}: {result.objective} = [{vals}] in {result.seconds:.1f} s")
     return 130 if result.interrupted else 0
 
 
