@@ -16,27 +16,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import time
 
 import timm
 import torch
 
 import featurevis as fv
+from speed import time_steps
 
 
 class _Stop(Exception):
     pass
-
-
-def time_steps(fn, steps: int, repeats: int) -> float:
-    """Minimum over ``repeats`` of the mean seconds per call, after one warm-up run."""
-    fn(2)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn(steps)
-        best = min(best, (time.perf_counter() - t0) / steps)
-    return best
 
 
 def floor_fn(name: str, layer: str, feature: int, batch: int):
