@@ -28,13 +28,12 @@ import torch
 import torch.nn.functional as F
 
 from ..core import objectives as O
-from ..core import transforms as T
-from ..core.engine import RenderResult, optimize, resolve_device
+from ..core.engine import RenderResult, resolve_device
 from ..core.errors import FeaturevisError
 from ..core.images import to_pil
 from ..core.model import FeatureModel
-from ..core.params import make_param
 from ..core.photos import named_folder, named_sample_photos
+from ..core.visualize import visualize
 from ..zoo import ALIASES, ZOO, as_model, load_model
 from ..zoo.hub import RANDOM, is_hub_name
 from .store import CatalogStore, ChannelRecord
@@ -248,19 +247,18 @@ def render_objective(
     the catalog's images beside them. ``on_step`` is called after every step (progress). Raises
     ``KeyboardInterrupt`` when the loop was interrupted: a partial result must never be stored as
     if it were finished."""
-    g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    param = make_param("fourier", n, s.size, generator=g)
-    result = optimize(
+    result = visualize(
         model,
         objective,
-        param,
+        batch=n,
+        size=s.size,
         steps=s.steps,
         lr=s.lr,
-        transforms=T.resolve_transforms("auto", s.size, patch_px=model.patch_px),
-        generator=g,
+        seed=seed,
+        redirect_relu=0,
         progress=False,
         after_step=(lambda _p: on_step()) if on_step else None,
+        check=False,
     )
     if result.interrupted:
         raise KeyboardInterrupt

@@ -7,18 +7,14 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 
 from ..core import objectives as O
-from ..core.engine import Ensemble, RenderResult, optimize, resolve_device, validate
+from ..core.engine import Ensemble, RenderResult, resolve_device, validate
 from ..core.errors import FeaturevisError
 from ..core.model import FeatureModel
 from ..core.objectives import Objective, as_objective
 from ..core.params import AlignedFourierImage, AlphaImage, FourierImage, Parameterization, make_param
 from ..core.targets import parse_target
-from ..core.transforms import resolve_transforms
+from ..core.visualize import REDIRECT_STEPS, visualize
 from ..zoo import as_model
-
-#: Steps with redirected ReLU gradients at the start of a render (Lucid's fix for dead units:
-#: benchmarks/dead_units.py).
-REDIRECT_STEPS = 16
 
 #: Opacity penalty of ``--alpha`` without a weight: an opaque image must earn half its score more.
 ALPHA_WEIGHT = 0.5
@@ -133,21 +129,22 @@ def render(
         objs = [O.opacity_penalty(obj, alpha) for obj in objs] if alpha else objs
     obj = objs[0]
     lr = p.default_lr if lr is None else lr
-    tf = resolve_transforms(transforms, size, patch_px=fm.patch_px)
-    result = optimize(
+    result = visualize(
         fm,
         obj,
-        p,
+        size=size,
         steps=steps,
         lr=lr,
-        transforms=tf,
-        generator=g,
+        param=p,
+        transforms=transforms,
         optimizer=optimizer,
-        snapshots=snapshots,
         progress=progress,
         schedule=schedule,
+        snapshots=snapshots,
         redirect_relu=redirect_relu,
         gradient=Ensemble(list(zip(members, objs, strict=True))) if len(members) > 1 else None,
+        check=False,
+        generator=g,
     )
     if len(members) > 1:
         result.objective = f"{obj.name}, summed over {' + '.join(m.name for m in members)}"
