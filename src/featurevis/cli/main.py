@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from ..core.errors import FeaturevisError
-from . import interrupts
+from . import interrupts, startup
 from .args import CommandParser
 
 
@@ -79,8 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Without ``argv`` this is the process's own command line, and the process's Ctrl-C and
     SIGTERM are handled as :mod:`.interrupts` describes (an interrupted process exits here)."""
-    if argv is None:
+    own_process = argv is None
+    if own_process:
         interrupts.install()  # first of all: a Ctrl-C from here on is one line and exit 130
+        startup.before_torch()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         command = _BY_NAME.get(argv[0]) if argv else None
@@ -90,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return interrupts.finish(2)
         parser, module = command_parser(command)
+        if own_process:
+            startup.after_torch()
         args = parser.parse(argv[1:])
         interrupts.working()
         code = module.run(args)
