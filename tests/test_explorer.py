@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import html
 import io
+import json
 import re
 import shutil
 import threading
@@ -233,6 +234,30 @@ def test_browse_and_render_in_headless_chromium(server, catalog):
         browser.close()
 
 
+def test_explain_a_photo_in_headless_chromium(server, catalog):
+    """The explain page as a person uses it: pick a dataset photo, submit, follow the job to the
+    explanation, and see every image decode."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
+                                    args=["--headless", "--no-sandbox", "--disable-gpu"])  # fmt: skip
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(server + "/")
+        page.click("text=explain a photo")
+        page.check("#explain-form input[name=image] >> nth=2")
+        page.fill("#explain-form input[name=size]", "64")
+        page.fill("#explain-form input[name=steps]", "3")
+        page.select_option("#explain-form select[name=caricature_layer]", "conv2")
+        page.click("#explain-form button")
+        page.wait_for_url("**/explain/*", timeout=120_000)
+        page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+        page.wait_for_function("[...document.images].every(i => i.complete)")
+        assert page.locator(".top-channel").count() == 2 * 8  # both catalogued layers, 8 channels each
+        assert page.locator("#groups figure").count() == 5 and page.locator("#caricature img").count() == 2
+        assert _loaded(page, "main img") == page.locator("main img").count()
+        browser.close()
+
+
 def test_odd_requests_never_get_a_500(client, catalog):
     _, run = catalog
     gets = [
@@ -383,3 +408,73 @@ def test_every_template_and_static_file_ships_in_the_wheel():
     for p in files:
         rel = p.relative_to(package).as_posix()
         assert any(fnmatch.fnmatch(rel, g) for g in globs["featurevis.catalog.explorer"]), rel
+
+
+def _finished(client, job: str) -> dict:
+    for _ in range(1200):
+        state = client.get(f"/api/jobs/{job}").json()
+        if state["status"] in ("done", "error"):
+            return state
+        time.sleep(0.05)
+    raise AssertionError(f"job {job} did not finish: {state}")
+
+
+def test_explain_a_dataset_photo_shows_top_channels_groups_and_caricature(client, catalog):
+    folder, run = catalog
+    form = client.get(f"/explain?run={run}")
+    assert form.status_code == 200 and "name=image" in form.text and "conv3" in form.text
+    data = {
+        "run": run,
+        "image": "1",
+        "layers": ["conv2", "conv3"],
+        "top": "4",
+        "size": "64",
+        "groups_layer": "conv3",
+        "groups": "3",
+        "caricature_layer": "conv3",
+        "steps": "4",
+    }
+    r = client.post("/jobs/explain", data=data, follow_redirects=False)
+    assert r.status_code == 303, _message(r)
+    job = r.headers["location"].rsplit("/", 1)[1]
+    state = _finished(client, job)
+    assert state["status"] == "done" and state["done"] == state["total"] == 2 + 2 * 4, state
+    assert state["page"] == f"/explain/{job}"
+    page = client.get(state["page"])
+    assert page.status_code == 200
+    manifest = json.loads((folder / "_jobs" / job / "explain.json").read_text())
+    assert [L["layer"] for L in manifest["layers"]] == ["conv2", "conv3"]
+    for L in manifest["layers"]:
+        means = [e["mean"] for e in L["top"]]
+        assert len(means) == 4 and means == sorted(means, reverse=True)  # the photo's strongest channels first
+        assert all(e["vis"] for e in L["top"])  # the catalog rendered every channel: its pictures are shown
+    assert len(manifest["groups"]["items"]) == 3 and manifest["caricature"]["layer"] == "conv3"
+    srcs = re.findall(r"src='(/files/[^']+)'", page.text)
+    assert len(srcs) >= 1 + 2 * (1 + 2 * 4) + 2 * 3 + 2
+    for src in set(srcs):
+        assert client.get(src).status_code == 200, src
+    assert f"/run/{run}/layer/conv3/" in page.text  # top channels link to their catalog pages
+
+
+def test_explain_refuses_bad_requests_with_one_line(client, catalog):
+    _, run = catalog
+    base = {"run": run, "layers": ["conv2"]}
+    cases = [
+        ({**base}, 400, "choose a photo"),
+        ({**base, "image": "99"}, 404, "no dataset image 99"),
+        ({**base, "image": "0", "layers": ["nope"]}, 400, "unknown layer 'nope'"),
+        ({**base, "image": "0", "layers": ["fc"]}, 400, "no spatial map"),
+        ({**base, "image": "0", "groups_layer": "conv3", "groups": "40"}, 400, "groups must be 1..16"),
+        ({**base, "image": "0", "steps": "0"}, 422, "steps"),
+        ({**base, "image": "0", "layers": [f"l{i}" for i in range(9)]}, 422, "at most 8 layers"),
+        ({"run": "nope", "image": "0"}, 404, "no catalog run"),
+    ]
+    for data, status, message in cases:
+        r = client.post("/jobs/explain", data=data, follow_redirects=False)
+        assert r.status_code == status and message in _message(r), (data, r.status_code, _message(r))
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 30), (10, 200, 90)).save(buf, "PNG")
+    r = client.post("/jobs/explain", data={**base, "image": "0"}, files={"photo": ("p.png", buf.getvalue())})
+    assert r.status_code == 400 and "not both" in _message(r)
+    assert client.get("/explain/0123456789ab").status_code == 404
+    assert client.get("/explain/..%2F..").status_code == 404

@@ -254,6 +254,10 @@ class CatalogStore:
             (run, layer, channel),
         ).fetchall()
 
+    def dataset(self, run: str) -> list[sqlite3.Row]:
+        """The run's dataset images (index, name, file), in index order."""
+        return self.db.execute("SELECT idx, name, file FROM dataset WHERE run=? ORDER BY idx", (run,)).fetchall()
+
     def integrity(self) -> str:
         return self.db.execute("PRAGMA integrity_check").fetchone()[0]
 

@@ -28,7 +28,7 @@ def create_app(folder: str | os.PathLike):
     from fastapi import FastAPI
     from fastapi.staticfiles import StaticFiles
 
-    from . import files, ondemand, pages
+    from . import explain, files, ondemand, pages
     from .jobs import JobQueue, ModelCache
     from .state import Explorer, templates
 
@@ -39,7 +39,7 @@ def create_app(folder: str | os.PathLike):
     app.state.explorer = Explorer(root, templates(), JobQueue(), ModelCache())
     app.add_middleware(BodyLimit, limit=ondemand.MAX_UPLOAD_BYTES + BODY_OVERHEAD)
     _answer_errors(app)
-    for module in (pages, files, ondemand):
+    for module in (pages, files, ondemand, explain):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(packages=[(__package__, "static")]), name="static")
     return app

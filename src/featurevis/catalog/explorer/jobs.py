@@ -49,6 +49,7 @@ class Job:
     total: int = 1
     message: str = ""
     result: str | None = None  # file path relative to the catalog folder
+    page: str | None = None  # a page that shows the result (an explanation), once done
     created: float = field(default_factory=time.time)
     seconds: float = 0.0
     cancel: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -73,6 +74,7 @@ class Job:
             total=self.total,
             message=self.message,
             result=f"/files/{self.result}" if self.result else None,
+            page=self.page,
             queue_position=position,
             seconds=round(self.seconds, 1),
         )
