@@ -151,6 +151,13 @@ def fit_size(image: torch.Tensor, size: int | None, enlarge: bool = True) -> tor
     return F.interpolate(image, size=hw, mode="bilinear", align_corners=False, antialias=s < 1).clamp(0, 1)
 
 
+def working_photo(image: ImageLike, size: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """``image`` with its longest side ``size``, rounded to 8 bits: the photo a photo-seeded
+    recipe starts from and compares with is then exactly the one a saved PNG of it holds."""
+    photo = fit_size(as_image(image, "photo"), size)
+    return (torch.round(photo * 255) / 255).to(device)
+
+
 def make_grid(images: torch.Tensor, ncols: int | None = None, pad: int = 2) -> torch.Tensor:
     """Tile a batch into one ``3×H×W`` image (white gaps), nearly square by default."""
     b, c, h, w = images.shape

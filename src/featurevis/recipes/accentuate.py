@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from ..core.engine import Gradient, resolve_device, validate
 from ..core.errors import FeaturevisError
-from ..core.images import ImageLike, as_image, fit_size, heat_overlay, make_grid
+from ..core.images import ImageLike, heat_overlay, make_grid, working_photo
 from ..core.model import INPUT, FeatureModel
 from ..core.objectives import Objective
 from ..core.params import FourierImage, Parameterization
@@ -147,8 +147,7 @@ def accentuate(
     dev = resolve_device(device)
     fm.to(dev)
     obj = parse_target(fm, target) if isinstance(target, str) else target
-    img = fit_size(as_image(photo, "photo"), size or fm.input_size)
-    img = (torch.round(img * 255) / 255).to(dev)
+    img = working_photo(photo, size or fm.input_size, dev)
     hw = tuple(img.shape[-2:])
     if min(hw) < SSIM_WINDOW:
         raise FeaturevisError(f"the photo is {hw[1]}x{hw[0]} px at this size; SSIM needs at least {SSIM_WINDOW}x7")

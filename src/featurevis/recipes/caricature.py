@@ -19,6 +19,12 @@ through :func:`~featurevis.core.transforms.paired` transforms, whose every rando
 jitter, affine, resolution, scale) is shared by the batch: the photo's activations are
 recomputed each step under exactly the image's transform, for the price of one more image in
 the forward pass. Several layers are one batch: one image per layer, then the photo.
+
+Lucid also blurs the image a little every step; here that prior is a penalty on the image's
+distance to its own blurred copy (:func:`~featurevis.core.objectives.blur`, weight
+:data:`BLUR_WEIGHT`). Without it the caricatures are covered in pixel speckle; with it they are
+smoother *and* closer to the photo's activations (chelsea, 128 px, 128 steps: cosine at
+``_blocks.5`` 0.67 without, 0.73 at weight 30, 0.75 at 150).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import torch
 from ..core import objectives as O
 from ..core.engine import activations, resolve_device
 from ..core.errors import FeaturevisError
-from ..core.images import ImageLike, as_image, fit_size, make_grid
+from ..core.images import ImageLike, make_grid, working_photo
 from ..core.layers import parse_layers
 from ..core.memory import check_request
 from ..core.model import FeatureModel
@@ -45,6 +51,8 @@ from ..zoo import as_model
 #: Default cosine power (Lucid's caricatures use 1 and up: more exaggerates only what the photo has).
 DEFAULT_COSSIM_POW = 1.0
 DEFAULT_STEPS = 256
+#: Weight of the blur prior (the objective is ~1 when the image matches the photo's activations).
+BLUR_WEIGHT = 150.0
 INITS = ("noise", "photo")
 
 
@@ -134,14 +142,14 @@ def caricature(
     dev = resolve_device(device)
     fm.to(dev)
     names = layer_list(fm, layers)
-    img = fit_size(as_image(photo, "photo"), size or fm.input_size)
-    img = (torch.round(img * 255) / 255).to(dev)  # the photo as saved: the start of init="photo"
+    img = working_photo(photo, size or fm.input_size, dev)
     hw = tuple(img.shape[-2:])
     n = len(names)
     check_request(
         fm, n + 1, *hw, what=f"{n} caricature(s) at {hw[1]}x{hw[0]} px", hint="use a smaller size", device=dev
     )
     obj = O.as_objective(O.dot_compare(name, n, batch=i, cossim_pow=cossim_pow) for i, name in enumerate(names))
+    obj = obj - BLUR_WEIGHT * O.blur()  # the photo's own blur term is a constant: it has no gradient
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     if init == "photo":
