@@ -12,7 +12,7 @@ from featurevis.cli import main
 from featurevis.core.errors import FeaturevisError
 from featurevis.core.images import fit_size
 
-SIZE = 96
+SIZE = 80
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def accentuations(lite0, photos):
     """chelsea accentuated toward 'tiger' (stripes) at three strengths of the pull back to the photo."""
     torch.set_num_threads(1)
     photo = photos["chelsea"]
-    return {reg: fv.accentuate(lite0, photo, 'class:"tiger"', reg=reg, size=SIZE, steps=48, progress=False)
+    return {reg: fv.accentuate(lite0, photo, 'class:"tiger"', reg=reg, size=SIZE, steps=32, progress=False)
             for reg in (0.25, 1.0, 4.0)}  # fmt: skip
 
 
