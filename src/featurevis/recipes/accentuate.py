@@ -49,7 +49,9 @@ SSIM_WINDOW = 7
 
 @dataclass
 class AccentuationResult(Result):
-    """The photo, its accentuation, where it changed and what that did to the target."""
+    """The photo, its accentuation, where it changed and what that did to the target.
+
+    ``save()`` and the notebook display show :meth:`panel`; ``image`` is the accentuation alone."""
 
     photo: torch.Tensor  # 1×3×H×W in [0, 1], the working size, on the 8-bit grid
     image: torch.Tensor  # 1×3×H×W, the accentuation, on the 8-bit grid
