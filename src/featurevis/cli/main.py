@@ -45,6 +45,10 @@ COMMANDS: tuple[Command, ...] = (
     Command("fool", "perturb a photo invisibly so the network misclassifies it (FGSM/PGD)", "fool"),
     Command("evolve", "evolve fooling images for classes with no gradients (CPPN or pixel genomes)", "evolve"),
     Command("saliency", "raw and preconditioned input gradients, SmoothGrad and gradient×input", "saliency"),
+    Command("caricature", "caricature: an image whose layer activations exaggerate a photo's (Lucid)", "caricature"),
+    Command(
+        "accentuate", "feature accentuation: raise a target in a photo, staying near it (Hamblin 2024)", "accentuate"
+    ),
     Command(
         "prior-train", "train a generator prior that inverts a layer of your model (for --prior dgn)", "prior_train"
     ),
