@@ -45,6 +45,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("fool", "perturb a photo invisibly so the network misclassifies it (FGSM/PGD)", "fool"),
     Command("evolve", "evolve fooling images for classes with no gradients (CPPN or pixel genomes)", "evolve"),
     Command("saliency", "raw and preconditioned input gradients, SmoothGrad and gradient×input", "saliency"),
+    Command("concepts", "fit concept atoms (NMF or a sparse autoencoder) of a layer and catalog them", "concepts"),
+    Command("sanity", "sanity checks: cascading weight randomization, robustness to unseen transforms", "sanity"),
     Command(
         "prior-train", "train a generator prior that inverts a layer of your model (for --prior dgn)", "prior_train"
     ),
