@@ -124,17 +124,8 @@ def fit_atoms(
     """Fit ``k`` atoms of ``layer`` to its activations over ``images`` (N×3×S×S squares) and
     ``crops`` random crops of them (a few photos give few samples: crops add scales and
     positions). Every position (or token) of every image is a sample."""
-    side = images.shape[-1]
-    check_atoms(model, layer, method, k, topk, side)
-    g = torch.Generator().manual_seed(seed)
-    augmented = random_crops(list(images.split(1)), crops, side, g) if crops else images[:0]
-    data = layer_samples(model, list(images.split(1)), layer, side=side, progress=progress, description="atoms")
-    extra = (
-        layer_samples(model, list(augmented.split(1)), layer, side=side, progress=progress, description="crops")
-        if crops
-        else None
-    )
-    table = data.values if extra is None else torch.cat([data.values, extra.values])
+    check_atoms(model, layer, method, k, topk, images.shape[-1])
+    table, data = fit_samples(model, layer, images, crops=crops, seed=seed, progress=progress)
     if len(table) < k and method == "nmf":
         raise FeaturevisError(f"{len(table)} samples are too few for {k} atoms; give more images or crops")
     figures: dict = dict(samples=len(table), images=len(images), crops=crops)
@@ -150,6 +141,20 @@ def fit_atoms(
         figures.update(topk=topk, steps=sae_steps, losses=f.losses, dead=f.dead, sae_loss=f.losses[-1])
     figures["error"], figures["explained_variance"] = reconstruction_figures(table, recon)
     return AtomFit(layer, method, directions, figures, _maps(weights, data))
+
+
+def fit_samples(
+    model: FeatureModel, layer: str, images: torch.Tensor, *, crops: int = 64, seed: int = 0, progress: bool = False
+) -> tuple[torch.Tensor, Samples]:
+    """The table atoms are fitted to: ``layer``'s vectors at every position of ``images`` (the
+    second value, whose order the dataset's weight maps follow) and of ``crops`` random crops."""
+    side = images.shape[-1]
+    data = layer_samples(model, list(images.split(1)), layer, side=side, progress=progress, description="atoms")
+    if not crops:
+        return data.values, data
+    augmented = random_crops(list(images.split(1)), crops, side, torch.Generator().manual_seed(seed))
+    extra = layer_samples(model, list(augmented.split(1)), layer, side=side, progress=progress, description="crops")
+    return torch.cat([data.values, extra.values]), data
 
 
 def _maps(weights: torch.Tensor, data: Samples) -> torch.Tensor:

@@ -99,7 +99,7 @@ def channel_page(request: Request, ex: ExplorerDep, run: str, layer: str, channe
     context = dict(layer=layer, channel=channel, again=again, c=c, images=images, crops=crops, diversity=diversity)
     table = _figures(c, figures, images, row["settings"])
     if info["atoms"]:
-        table = _atom_figures(figures) + _fit(info) + table[1:]
+        table = _atom_figures(figures) + _fit(info) + [t for t in table[1:] if not t[0].startswith("negative")]
     return ex.page(
         request, "channel.html", title, crumbs, nav, figures=table, heading=title, atom=bool(info["atoms"]), **context
     )
