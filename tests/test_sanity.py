@@ -18,7 +18,7 @@ def test_cascading_randomization_of_lite0(lite0, one_thread):
     r = fv.randomization_check(lite0, "_blocks.8:12", stages=3, size=64, steps=40, progress=False)
     assert all(torch.equal(before[k], v) for k, v in lite0.state_dict().items())  # a copy was randomized
     assert r.labels[0] == "original" and len(r.images) == len(r.labels) == 2 + 3
-    original, reseed, above, *below = range(len(r.labels))
+    _, reseed, above, *below = range(len(r.labels))
     # Layers above the unit cannot change it: the same seed gives the same image.
     assert r.ssim[above] > 0.99 and r.judge_cosine[above] > 0.99
     # Randomizing everything: less like the original than another seed of it, and no longer exciting the unit.
