@@ -236,7 +236,7 @@ def _cases() -> dict[str, list[str]]:
             "k-0": [*atoms, "-l", "_blocks.8", "--k", "0"],
             "k-too-large": [*atoms, "-l", "_blocks.8", "--k", "1000"],
             "sae-k-too-large": [*atoms, "-l", "_blocks.8", "--method", "sae", "--k", "100000"],
-            "sae-topk-too-large": [*atoms, "-l", "_blocks.8", "--method", "sae", "--k", "4", "--topk", "5"],
+            "sae-topk-too-large": [*atoms, "-l", "_blocks.8", "--method", "sae", "--k", "4", "--active", "5"],
             "unknown-method": [*atoms, "-l", "_blocks.8", "--method", "pca"],
             "no-positions": [*atoms, "-l", "logits"],
             "no-positions-fc": [*atoms, "-l", "_fc"],

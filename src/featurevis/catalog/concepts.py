@@ -104,7 +104,7 @@ def check_atoms(model: FeatureModel, layer: str, method: str, k: int, topk: int,
         if not 1 <= k <= MAX_SAE_ATOMS:
             raise FeaturevisError(f"--k must be 1..{MAX_SAE_ATOMS} SAE atoms, not {k}")
         if not 1 <= topk <= k:
-            raise FeaturevisError(f"--topk (active latents per sample) must be 1..{k}, not {topk}")
+            raise FeaturevisError(f"active latents per sample (--active, the TopK) must be 1..{k}, not {topk}")
     return c
 
 

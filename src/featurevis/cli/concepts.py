@@ -5,23 +5,12 @@ from __future__ import annotations
 
 import argparse
 
-from .args import (
-    add_batch,
-    add_common,
-    add_model,
-    add_output,
-    add_size,
-    add_steps,
-    folder,
-    non_negative_int,
-    positive_int,
-)
+from .args import add_common, non_negative_int
+from .catalog import add_catalog_settings
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_model(
-        p, positional=True, what="zoo model, timm:NAME, clip:ARCH[:TAG], or module:factory / file.py:factory for yours"
-    )
+    add_catalog_settings(p, "atom")
     p.add_argument("-l", "--layer", required=True, help="the layer whose activations are factored (e.g. _blocks.8)")
     p.add_argument(
         "--images",
@@ -31,26 +20,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--method", default="nmf", help="nmf (non-negative parts) or sae (TopK sparse autoencoder)")
     p.add_argument("--k", type=int, default=64, help="number of atoms (default %(default)s)")
-    p.add_argument("--topk", type=int, default=8, help="sae: latents active per sample (default %(default)s)")
+    p.add_argument(
+        "--active", type=int, default=8, help="sae: latents active per sample, its TopK (default %(default)s)"
+    )
     p.add_argument("--sae-steps", type=int, default=2000, help="sae: Adam steps of training (default %(default)s)")
     p.add_argument(
         "--crops", type=non_negative_int, default=64, help="random crops of the images added to the fit (default 64)"
     )
-    add_output(
-        p,
-        "catalog folder (default ./featurevis-catalog)",
-        "featurevis-catalog",
-        folder,
-        metavar="DIR",
-        aliases=["--out"],
-    )
-    add_size(p, "render side in px (default %(default)s)", 128)
-    add_steps(p, "steps per render (default %(default)s)", 256)
-    add_batch(p, "atoms rendered together (default %(default)s)", 16)
-    p.add_argument(
-        "--diversity", type=non_negative_int, default=3, help="images per atom in the diversity set (0: none)"
-    )
-    p.add_argument("--top-k", type=positive_int, default=6, help="dataset examples kept per atom (default 6)")
     add_common(p)
 
 
@@ -70,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         batch=args.batch,
         diversity=args.diversity,
         top_k=args.top_k,
-        topk=args.topk,
+        topk=args.active,
         crops=args.crops,
         sae_steps=args.sae_steps,
         seed=args.seed,
