@@ -160,3 +160,14 @@ def test_a_token_layer_of_a_vit_gets_atoms(tmp_path, one_thread):
     client = TestClient(explorer.create_app(out), raise_server_exceptions=False)
     for url in [f"/run/{r.run}", f"/run/{r.run}/layer/blocks.1~nmf4", f"/run/{r.run}/layer/blocks.1~nmf4/3"]:
         assert client.get(url).status_code == 200, url
+
+
+def test_the_command_fits_renders_and_says_where(tmp_path, capsys, one_thread):
+    from featurevis.cli.main import main
+
+    argv = ["concepts", "-m", TINY, "-l", "conv3", "--method", "sae", "--k", "3", "--active", "1", "--sae-steps", "20"]
+    argv += ["--crops", "2", "--size", "32", "--steps", "2", "--diversity", "0", "-q", "-o", str(tmp_path / "c")]
+    assert main(argv) == 0
+    assert "conv3~sae3 (fitted)" in capsys.readouterr().out
+    assert main(argv) == 0
+    assert "rendered 0 atoms" in capsys.readouterr().out

@@ -48,3 +48,17 @@ def test_transform_robustness_of_a_standard_render_beats_a_bare_pixel_render(lit
     assert pixel.ratio < 0.6 * standard.ratio, (standard.summary(), pixel.summary())
     assert pixel.own == pytest.approx([pixel.untransformed] * 12, rel=1e-4)  # no transforms: its own draws are none
     assert "ratio" in standard.summary()
+
+
+def test_the_commands_print_their_figures_and_save_the_picture(tmp_path, capsys, one_thread):
+    from PIL import Image
+
+    from featurevis.cli.main import main
+
+    small = ["--size", "32", "--steps", "2", "-q"]
+    assert main(["sanity", "randomize", "_blocks.8:12", "--stages", "2", *small, "-o", str(tmp_path / "r.png")]) == 0
+    out = capsys.readouterr().out
+    assert "original, seed 1" in out and "judge cos" in out and "random down to" in out
+    assert Image.open(tmp_path / "r.png").size[0] > 4 * 32
+    assert main(["sanity", "transforms", "_blocks.8:12", "--draws", "2", *small, "-o", str(tmp_path / "t.png")]) == 0
+    assert "ratio fresh/own" in capsys.readouterr().out and (tmp_path / "t.png").is_file()
