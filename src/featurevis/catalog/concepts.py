@@ -64,7 +64,8 @@ METHODS = ("nmf", "sae")
 COSSIM_POW = 1.0
 #: Most atoms an SAE may have (beyond this a catalog of renders is hours of work per layer).
 MAX_SAE_ATOMS = 4096
-LABELS = {"nmf": "NMF", "sae": "SAE"}
+#: Most samples the random crops add to a fit (every position of the images themselves is kept).
+MAX_CROP_SAMPLES = 200_000
 
 
 def unit_set_name(layer: str, method: str, k: int) -> str:
@@ -153,7 +154,10 @@ def fit_samples(
     if not crops:
         return data.values, data
     augmented = random_crops(list(images.split(1)), crops, side, torch.Generator().manual_seed(seed))
-    extra = layer_samples(model, list(augmented.split(1)), layer, side=side, progress=progress, description="crops")
+    # an early layer's large maps: the crops add at most MAX_CROP_SAMPLES positions, drawn at random
+    per_image = max(1, MAX_CROP_SAMPLES // crops) if crops * data.hw[0] * data.hw[1] > MAX_CROP_SAMPLES else None
+    extra = layer_samples(model, list(augmented.split(1)), layer, side=side, per_image=per_image, seed=seed,
+                          progress=progress, description="crops")  # fmt: skip
     return torch.cat([data.values, extra.values]), data
 
 
