@@ -110,6 +110,7 @@ def test_atoms_are_browsable_beside_the_channels_resumable_and_idempotent(tmp_pa
 
     run = channels.run
     client = TestClient(explorer.create_app(out), raise_server_exceptions=False)
+    assert "16 / 16 · atoms 10 / 10" in client.get("/").text  # conv2's channels, then the 4 + 6 atoms
     page = client.get(f"/run/{run}").text
     assert "<code>conv2</code> NMF atoms (4)" in page and "<code>conv2</code> SAE atoms (6)" in page
     assert f"/run/{run}/layer/conv2'" in page  # the channels are still there

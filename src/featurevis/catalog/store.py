@@ -239,11 +239,21 @@ class CatalogStore:
 
     # -- reading -----------------------------------------------------------------------------
     def runs(self) -> list[sqlite3.Row]:
+        """Every run with its channels done and total, and its concept atoms done and total."""
+        atoms = (
+            " (SELECT COUNT(*) FROM channels c JOIN unit_sets u ON u.run = c.run AND u.unit_set = c.layer"
+            " WHERE c.run = r.run) AS atoms_done,"
+            " (SELECT COALESCE(SUM(k), 0) FROM unit_sets u WHERE u.run = r.run) AS atoms_total"
+            if self._has_table("unit_sets")
+            else " 0 AS atoms_done, 0 AS atoms_total"
+        )
         return self.db.execute(
             "SELECT r.run, r.model, r.settings, r.created,"
-            " (SELECT COUNT(*) FROM channels c WHERE c.run = r.run) AS done,"
-            " (SELECT COALESCE(SUM(channels), 0) FROM layers l WHERE l.run = r.run) AS total"
-            " FROM runs r ORDER BY r.created"
+            " (SELECT COUNT(*) FROM channels c JOIN layers l ON l.run = c.run AND l.layer = c.layer"
+            " WHERE c.run = r.run) AS done,"
+            " (SELECT COALESCE(SUM(channels), 0) FROM layers l WHERE l.run = r.run) AS total,"
+            + atoms
+            + " FROM runs r ORDER BY r.created"
         ).fetchall()
 
     def run(self, run: str) -> sqlite3.Row | None:
