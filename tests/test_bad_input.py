@@ -88,6 +88,7 @@ def _folder_readers(path: str) -> dict[str, list[str]]:
         "style-train": ["style-train", PHOTO, "--images", path, *SMALL, "--batch", "1", "--width", "4", "-o", "n.pt"],
         "prior-train": ["prior-train", "--layer", "_blocks.2", "--images", path, *SMALL, "--batch", "1", "-o", "p.pt"],
         "catalog": ["catalog", "build", "--images", path, "--layers", "_blocks.0", *SMALL, "-o", "cat"],
+        "concepts": ["concepts", "-l", "_blocks.8", "--k", "2", "--images", path, *SMALL, "-o", "cat"],
     }
 
 
@@ -116,6 +117,8 @@ COMMON = {
     "accentuate": ["accentuate", PHOTO, "_blocks.8:1", *SMALL, "-o", "out.png"],
     "prior-train": ["prior-train", "--layer", "_blocks.2", *SMALL, "--batch", "1", "--width", "8", "-o", "p.pt"],
     "catalog": ["catalog", "build", "--layers", "_blocks.0", *SMALL, "--diversity", "0", "-o", "cat"],
+    "concepts": ["concepts", "-l", "_blocks.8", "--k", "2", "--crops", "0", *SMALL, "--diversity", "0", "-o", "cat"],
+    "sanity": ["sanity", "randomize", "_blocks.8:1", *SMALL, "-o", "out.png"],
 }
 WITH_DEVICE = {**COMMON, "style-apply": ["style-apply", "{F}/net.pt", PHOTO, "-o", "out.png"]}
 #: Each command's -o (or its default output) given an over-long name; folder outputs included.
@@ -153,6 +156,9 @@ def _cases() -> dict[str, list[str]]:
             "evolve": ["evolve", "-c", "1", "--generations", "1", "--population", "2", "--size", "100000", "-o", "e"],
             "prior-train": ["prior-train", "--layer", "_blocks.2", "--steps", "1", "--size", "100000", "-o", "p.pt"],
             "catalog": ["catalog", "build", "--layers", "_blocks.0", "--steps", "1", "--size", "100000", "-o", "c"],
+            "concepts": ["concepts", "-l", "_blocks.8", "--steps", "1", "--size", "100000", "-o", "c"],
+            "concepts-batch": ["concepts", "-l", "_blocks.8", "--steps", "1", "--batch", "100000", "-o", "c"],
+            "sanity": ["sanity", "randomize", "_blocks.8:1", "--steps", "1", "--size", "100000", "-o", "o.png"],
             "render-save-size": ["render", "_blocks.8:1", *SMALL, "--param", "cppn", "--save-size", "100000"],
             "evolve-save-size": ["evolve", "-c", "1", "--generations", "1", "--population", "2", "--size", "32",
                                  "--save-size", "100000", "-o", "e"],
@@ -231,7 +237,7 @@ def _cases() -> dict[str, list[str]]:
     add("port", {"70000": ["serve", "{F}", "--port", "70000"], "0": ["serve", "{F}", "--port", "0"]})
     # Output paths that cannot be written, refused before any work.
     add("output-long-name", _long_outputs())
-    folders = {k: WITH_DEVICE[k] for k in ("demo", "evolve", "catalog")}
+    folders = {k: WITH_DEVICE[k] for k in ("demo", "evolve", "catalog", "concepts")}
     for where in ("{F}/photo.png", "/proc/featurevis-out", "/sys/featurevis-out"):
         tag = {"{F}/photo.png": "a-file", "/proc/featurevis-out": "proc", "/sys/featurevis-out": "sys"}[where]
         add(f"output-folder-{tag}", {k: [*v[: v.index("-o") + 1], where] for k, v in folders.items()})
@@ -241,6 +247,28 @@ def _cases() -> dict[str, list[str]]:
             "prior-train": [*COMMON["prior-train"][:-1], "{F}/folder.pt"],
             "style-train": [*COMMON["style-train"][:-1], "{F}/folder.pt"],
             "render": [*COMMON["render"][:-1], "{F}/folder.png"],
+        },
+    )
+    # Concept atoms and sanity checks given what they cannot fit or check.
+    atoms = ["concepts", *SMALL, "--diversity", "0", "-o", "cat"]
+    add(
+        "concepts",
+        {
+            "unknown-layer": [*atoms, "-l", "_blocks.99"],
+            "k-0": [*atoms, "-l", "_blocks.8", "--k", "0"],
+            "k-too-large": [*atoms, "-l", "_blocks.8", "--k", "1000"],
+            "sae-k-too-large": [*atoms, "-l", "_blocks.8", "--method", "sae", "--k", "100000"],
+            "sae-topk-too-large": [*atoms, "-l", "_blocks.8", "--method", "sae", "--k", "4", "--active", "5"],
+            "unknown-method": [*atoms, "-l", "_blocks.8", "--method", "pca"],
+            "no-positions": [*atoms, "-l", "logits"],
+            "no-positions-fc": [*atoms, "-l", "_fc"],
+            "sanity-unknown-layer": ["sanity", "randomize", "_blocks.99:1", *SMALL, "-o", "out.png"],
+            "sanity-unknown-channel": ["sanity", "randomize", "_blocks.8:9999", *SMALL, "-o", "out.png"],
+            "sanity-stages-0": ["sanity", "randomize", "_blocks.8:1", "--stages", "0", *SMALL, "-o", "out.png"],
+            "sanity-transforms": ["sanity", "transforms", "_blocks.8:1", "--transforms", "jiggle", *SMALL],
+            "sanity-reference": ["sanity", "transforms", "_blocks.8:1", "--reference", "jiggle", *SMALL],
+            "sanity-draws-0": ["sanity", "transforms", "_blocks.8:1", "--draws", "0", *SMALL],
+            "sanity-unknown-check": ["sanity", "explain", "_blocks.8:1", *SMALL],
         },
     )
     # A model that does not take images.

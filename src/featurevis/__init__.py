@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported eagerly
     from .catalog.build import BuildReport, build_catalog, load_model_spec
+    from .catalog.concepts import ConceptReport, build_concepts, fit_atoms, unit_objective
     from .catalog.store import CatalogStore
     from .core import objectives, transforms
     from .core.engine import NormalizedSGD, RenderResult, optimize
@@ -48,6 +49,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from .recipes.prior_train import train_prior
     from .recipes.render import interpolate, render
     from .recipes.saliency import SaliencyResult, saliency
+    from .recipes.sanity import RandomizationResult, TransformCheckResult, randomization_check, transform_check
     from .recipes.style import StyleResult, style_transfer
     from .zoo import ZOO, ZooEntry, as_model, imagenet_labels, inception_v1_labels, load_model
 
@@ -55,6 +57,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
 #: module (relative to this package) -> the public names it provides.
 _EXPORTS: dict[str, tuple[str, ...]] = {
     ".catalog.build": ("BuildReport", "build_catalog", "load_model_spec"),
+    ".catalog.concepts": ("ConceptReport", "build_concepts", "fit_atoms", "unit_objective"),
     ".catalog.store": ("CatalogStore",),
     ".core": ("objectives", "transforms"),
     ".core.engine": ("NormalizedSGD", "RenderResult", "optimize"),
@@ -85,6 +88,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".recipes.prior_train": ("train_prior",),
     ".recipes.render": ("interpolate", "render"),
     ".recipes.saliency": ("SaliencyResult", "saliency"),
+    ".recipes.sanity": ("RandomizationResult", "TransformCheckResult", "randomization_check", "transform_check"),
     ".recipes.style": ("StyleResult", "style_transfer"),
     ".zoo": ("ZOO", "ZooEntry", "as_model", "imagenet_labels", "inception_v1_labels", "load_model"),
 }

@@ -20,7 +20,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -216,6 +216,7 @@ class ChannelResult:
     negative_activation: float | None = None
     dataset_max: float | None = None
     examples: list[dict] = field(default_factory=list)  # kind, rank, image, value, box, png (crops)
+    extra: dict = field(default_factory=dict)  # further figures for the unit's page (an atom's cosines)
 
 
 @dataclass
@@ -271,22 +272,31 @@ def shard_steps(s: CatalogSettings) -> int:
 
 
 class _LayerStats:
-    """Per-channel activations of the dataset at one layer (mean and max per image, argmax)."""
+    """Per-unit summaries of the dataset's maps (N×C×h×w, given in chunks of images): mean and
+    max per image, and where the max is. Channels of a layer and atoms of a factorization (their
+    weight maps) are summarized alike, so their dataset examples are chosen the same way."""
 
-    def __init__(self, model: FeatureModel, layer: str, images: torch.Tensor):
+    def __init__(self, maps: Iterable[torch.Tensor]):
         means, maxes, where = [], [], []
-        with torch.no_grad():
-            for chunk in images.split(8):
-                a = model(chunk.to(model.device), [layer])[layer].float().cpu()
-                flat = a.flatten(2)
-                means.append(flat.mean(2))
-                m, idx = flat.max(2)
-                maxes.append(m)
-                where.append(idx)
+        for a in maps:
+            flat = a.flatten(2)
+            means.append(flat.mean(2))
+            m, idx = flat.max(2)
+            maxes.append(m)
+            where.append(idx)
+            self.hw = tuple(a.shape[-2:])
         self.mean = torch.cat(means)  # N×C
         self.max = torch.cat(maxes)  # N×C
         self.argmax = torch.cat(where)  # N×C (flat index into h×w)
-        self.hw = tuple(a.shape[-2:])
+
+    @classmethod
+    def of_layer(cls, model: FeatureModel, layer: str, images: torch.Tensor) -> _LayerStats:
+        def maps() -> Iterator[torch.Tensor]:
+            with torch.no_grad():
+                for chunk in images.split(8):
+                    yield model(chunk.to(model.device), [layer])[layer].float().cpu()
+
+        return cls(maps())
 
 
 _MODELS: dict[tuple[str, str | None], FeatureModel] = {}
@@ -356,7 +366,7 @@ def render_shard(
         key = (s.key, layer)
         if key not in _STATS:
             _STATS.clear()
-            _STATS[key] = _LayerStats(model, layer, images)
+            _STATS[key] = _LayerStats.of_layer(model, layer, images)
         for r in results:
             r.dataset_max, r.examples = _examples(_STATS[key], images, r.channel, s.top_k)
     return ShardResult(layer, chs, seed, time.perf_counter() - start, results)
@@ -435,6 +445,7 @@ def _store_shard(store: CatalogStore, run: str, shard: ShardResult) -> None:
             seed=shard.seed,
             shard_seconds=round(shard.seconds, 3),
             shard_channels=len(shard.channels),
+            **r.extra,
         )
         records.append(
             ChannelRecord(
@@ -524,12 +535,8 @@ def build_catalog(
         if ray:
             stack.enter_context(_ray_session(ray, ray_num_cpus))
         store = stack.enter_context(CatalogStore(out))
-        store.sweep(run)  # the temporary files of a build that was killed
-        store.add_run(run, fm.name, asdict(s))
+        open_run(store, run, fm.name, s, names, data)
         store.add_layers(run, chosen)
-        for i in range(len(names)):
-            store.write_file(f"{run}/dataset/{i}.jpg", _jpeg(data[i]))
-        store.add_dataset(run, [(i, n, f"{run}/dataset/{i}.jpg") for i, n in enumerate(names)])
         todo, skipped = [], 0
         for layer, chs in plan_shards(s, chosen):
             if set(chs) <= store.done_channels(run, layer):
@@ -552,6 +559,18 @@ def build_catalog(
             bar.close()
         store.sweep(run)
         return BuildReport(Path(out), run, done, skipped, time.perf_counter() - start)
+
+
+def open_run(
+    store: CatalogStore, run: str, model_name: str, s: CatalogSettings, names: Sequence[str], data: torch.Tensor
+) -> None:
+    """Start or resume ``run`` in ``store``: a killed build's temporary files swept, the run's
+    row and its dataset images (files, then rows) written."""
+    store.sweep(run)  # the temporary files of a build that was killed
+    store.add_run(run, model_name, asdict(s))
+    for i in range(len(names)):
+        store.write_file(f"{run}/dataset/{i}.jpg", _jpeg(data[i]))
+    store.add_dataset(run, [(i, n, f"{run}/dataset/{i}.jpg") for i, n in enumerate(names)])
 
 
 def _jpeg(img: torch.Tensor) -> bytes:

@@ -50,6 +50,12 @@ CREATE TABLE IF NOT EXISTS examples (
     run TEXT NOT NULL, layer TEXT NOT NULL, channel INTEGER NOT NULL, kind TEXT NOT NULL, rank INTEGER NOT NULL,
     image INTEGER NOT NULL, value REAL NOT NULL, box TEXT, file TEXT NOT NULL,
     PRIMARY KEY (run, layer, channel, kind, rank));
+CREATE TABLE IF NOT EXISTS unit_sets (
+    run TEXT NOT NULL, unit_set TEXT NOT NULL, layer TEXT NOT NULL, method TEXT NOT NULL, k INTEGER NOT NULL,
+    position INTEGER NOT NULL, fit TEXT NOT NULL, created REAL NOT NULL, PRIMARY KEY (run, unit_set));
+CREATE TABLE IF NOT EXISTS atoms (
+    run TEXT NOT NULL, unit_set TEXT NOT NULL, atom INTEGER NOT NULL, direction TEXT NOT NULL,
+    PRIMARY KEY (run, unit_set, atom));
 """
 
 
@@ -199,6 +205,26 @@ class CatalogStore:
         except sqlite3.Error as e:
             raise FeaturevisError(f"{self.folder / DB_NAME}: cannot commit ({e})") from None
 
+    def add_unit_set(
+        self, run: str, unit_set: str, layer: str, method: str, fit: dict, directions: Sequence[Sequence[float]]
+    ) -> None:
+        """Commit a fitted set of atoms of ``layer`` (``unit_set``, e.g. ``_blocks.8~nmf64``): the
+        fit's figures and each atom's direction in channel space, in one transaction. Their
+        renders are then stored as channels of the layer named ``unit_set``."""
+        try:
+            with self._transaction():
+                pos = self.db.execute("SELECT COUNT(*) FROM unit_sets WHERE run=?", (run,)).fetchone()[0]
+                self.db.execute(
+                    "INSERT INTO unit_sets VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (run, unit_set, layer, method, len(directions), pos, json.dumps(fit), time.time()),
+                )
+                self.db.executemany(
+                    "INSERT INTO atoms VALUES (?, ?, ?, ?)",
+                    [(run, unit_set, i, json.dumps([float(v) for v in d])) for i, d in enumerate(directions)],
+                )
+        except sqlite3.Error as e:
+            raise FeaturevisError(f"{self.folder / DB_NAME}: cannot commit ({e})") from None
+
     def _transaction(self):
         store = self
 
@@ -213,11 +239,21 @@ class CatalogStore:
 
     # -- reading -----------------------------------------------------------------------------
     def runs(self) -> list[sqlite3.Row]:
+        """Every run with its channels done and total, and its concept atoms done and total."""
+        atoms = (
+            " (SELECT COUNT(*) FROM channels c JOIN unit_sets u ON u.run = c.run AND u.unit_set = c.layer"
+            " WHERE c.run = r.run) AS atoms_done,"
+            " (SELECT COALESCE(SUM(k), 0) FROM unit_sets u WHERE u.run = r.run) AS atoms_total"
+            if self._has_table("unit_sets")
+            else " 0 AS atoms_done, 0 AS atoms_total"
+        )
         return self.db.execute(
             "SELECT r.run, r.model, r.settings, r.created,"
-            " (SELECT COUNT(*) FROM channels c WHERE c.run = r.run) AS done,"
-            " (SELECT COALESCE(SUM(channels), 0) FROM layers l WHERE l.run = r.run) AS total"
-            " FROM runs r ORDER BY r.created"
+            " (SELECT COUNT(*) FROM channels c JOIN layers l ON l.run = c.run AND l.layer = c.layer"
+            " WHERE c.run = r.run) AS done,"
+            " (SELECT COALESCE(SUM(channels), 0) FROM layers l WHERE l.run = r.run) AS total,"
+            + atoms
+            + " FROM runs r ORDER BY r.created"
         ).fetchall()
 
     def run(self, run: str) -> sqlite3.Row | None:
@@ -253,6 +289,34 @@ class CatalogStore:
             " WHERE e.run=? AND e.layer=? AND e.channel=? ORDER BY e.kind, e.rank",
             (run, layer, channel),
         ).fetchall()
+
+    def unit_sets(self, run: str) -> list[sqlite3.Row]:
+        """The run's sets of atoms (unit_set, layer, method, k, fit, done), in the order fitted
+        (none in a catalog written before atoms were stored)."""
+        if not self._has_table("unit_sets"):
+            return []
+        return self.db.execute(
+            "SELECT u.unit_set, u.layer, u.method, u.k, u.fit,"
+            " (SELECT COUNT(*) FROM channels c WHERE c.run = u.run AND c.layer = u.unit_set) AS done"
+            " FROM unit_sets u WHERE u.run=? ORDER BY u.position",
+            (run,),
+        ).fetchall()
+
+    def unit_set(self, run: str, unit_set: str) -> sqlite3.Row | None:
+        if not self._has_table("unit_sets"):
+            return None
+        return self.db.execute("SELECT * FROM unit_sets WHERE run=? AND unit_set=?", (run, unit_set)).fetchone()
+
+    def atom_directions(self, run: str, unit_set: str) -> list[list[float]]:
+        """Each atom's direction in the layer's channel space, by atom index."""
+        rows = self.db.execute(
+            "SELECT direction FROM atoms WHERE run=? AND unit_set=? ORDER BY atom", (run, unit_set)
+        ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def _has_table(self, name: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone()
+        return row is not None
 
     def integrity(self) -> str:
         return self.db.execute("PRAGMA integrity_check").fetchone()[0]

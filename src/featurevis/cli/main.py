@@ -49,6 +49,8 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "accentuate", "feature accentuation: raise a target in a photo, staying near it (Hamblin 2024)", "accentuate"
     ),
+    Command("concepts", "fit concept atoms (NMF or a sparse autoencoder) of a layer and catalog them", "concepts"),
+    Command("sanity", "sanity checks: cascading weight randomization, robustness to unseen transforms", "sanity"),
     Command(
         "prior-train", "train a generator prior that inverts a layer of your model (for --prior dgn)", "prior_train"
     ),

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from ...core.errors import unknown
-from .state import ExplorerDep, Problem, fmt
+from .state import ExplorerDep, Problem, fmt, units
 
 router = APIRouter()
 
@@ -23,7 +23,7 @@ def home(request: Request, ex: ExplorerDep):
 def run_page(request: Request, ex: ExplorerDep, run: str):
     with ex.store() as s:
         row = ex.run(s, run)
-        layers = s.layers(run)
+        layers = units(s, run)
         previews = {r["layer"]: s.channels(run, r["layer"])[:6] for r in layers}
     crumbs = [(row["model"], f"/run/{run}")]
     return ex.page(
@@ -46,7 +46,30 @@ def layer_page(request: Request, ex: ExplorerDep, run: str, layer: str):
         "up": f"/run/{run}",
     }
     crumbs = [(row["model"], f"/run/{run}"), (layer, base + layer)]
-    return ex.page(request, "layer.html", layer, crumbs, nav, layer=layer, info=info, chans=chans, base=base + layer)
+    title = f"{info['of']} {info['atoms']}" if info["atoms"] else layer
+    context = dict(layer=layer, info=info, chans=chans, base=base + layer, heading=title, fit=_fit(info))
+    return ex.page(request, "layer.html", title, crumbs, nav, **context)
+
+
+def _fit(info: dict) -> list[tuple[str, str]]:
+    """A set of atoms' fit, as its pages show it (nothing for a layer)."""
+    if not info["fit"]:
+        return []
+    st, f = info["fit"]["settings"], info["fit"]["figures"]
+    rows = [
+        (
+            "method",
+            f"{st['method'].upper()}, k={st['k']}" + (f", {st['topk']} active per sample" if "topk" in st else ""),
+        ),
+        ("fitted on", f"{f['samples']} positions of {f['images']} images and {f['crops']} random crops"),
+        ("relative reconstruction error", fmt(f["error"])),
+        ("explained variance", fmt(f["explained_variance"])),
+    ]
+    if "sae_loss" in f:
+        rows.append(("SAE loss (normalized MSE, last steps)", fmt(f["sae_loss"])))
+        rows.append(("dead latents", str(f["dead"])))
+    rows.append(("objective", f"direction in {st['layer']}, cosine-weighted (power {info['fit']['cossim_pow']:g})"))
+    return rows
 
 
 @router.get("/run/{run}/layer/{layer}/{channel}", response_class=HTMLResponse)
@@ -65,8 +88,8 @@ def channel_page(request: Request, ex: ExplorerDep, run: str, layer: str, channe
         "up": base,
     }
     crumbs = [(row["model"], f"/run/{run}"), (layer, base), (str(channel), f"{base}/{channel}")]
-    again = f"/new?run={run}&layer={layer}&channel={channel}"
-    title = f"{layer}:{channel}"
+    again = "" if info["atoms"] else f"/new?run={run}&layer={layer}&channel={channel}"
+    title = f"{info['of']} {info['atoms'][:-1]} {channel}" if info["atoms"] else f"{layer}:{channel}"
     if c is None:
         return ex.page(request, "channel_missing.html", title, crumbs, nav, layer=layer, channel=channel, again=again)
     images = [e for e in examples if e["kind"] == "image"]
@@ -74,9 +97,21 @@ def channel_page(request: Request, ex: ExplorerDep, run: str, layer: str, channe
     figures = json.loads(c["figures"])
     diversity = list(zip(json.loads(c["diversity"]), figures.get("diversity_activations", []), strict=False))
     context = dict(layer=layer, channel=channel, again=again, c=c, images=images, crops=crops, diversity=diversity)
+    table = _figures(c, figures, images, row["settings"])
+    if info["atoms"]:
+        table = _atom_figures(figures) + _fit(info) + [t for t in table[1:] if not t[0].startswith("negative")]
     return ex.page(
-        request, "channel.html", title, crumbs, nav, figures=_figures(c, figures, images, row["settings"]), **context
+        request, "channel.html", title, crumbs, nav, figures=table, heading=title, atom=bool(info["atoms"]), **context
     )
+
+
+def _atom_figures(figures: dict) -> list[tuple[str, str]]:
+    """What an atom's visualization achieves: its objective and how closely it points along the atom."""
+    return [
+        ("achieved objective (cosine-weighted projection)", fmt(figures.get("activation"))),
+        ("mean cosine to its own atom", fmt(figures.get("own_cosine"))),
+        ("highest mean cosine to another atom", fmt(figures.get("best_other_cosine"))),
+    ]
 
 
 def _figures(c: sqlite3.Row, figures: dict, images: list[sqlite3.Row], settings: str) -> list[tuple[str, str]]:
@@ -106,11 +141,11 @@ def search(ex: ExplorerDep, q: str = "", run: str | None = None):
         runs = [run] if run else [r["run"] for r in reversed(s.runs())]
         for r in runs:
             ex.run(s, r)
-            if layer in (x["layer"] for x in s.layers(r)):
+            if layer in (x["layer"] for x in units(s, r)):
                 if not ch:
                     return RedirectResponse(f"/run/{r}/layer/{layer}", status_code=303)
                 if not ch.strip().isdigit():
                     raise Problem(400, f"channel must be a number, got {ch!r}")
                 return RedirectResponse(f"/run/{r}/layer/{layer}/{int(ch)}", status_code=303)
-        known = sorted({x["layer"] for r in runs for x in s.layers(r)})
+        known = sorted({x["layer"] for r in runs for x in units(s, r)})
     raise Problem(404, str(unknown("layer", layer, known)) if known else "no layers in this catalog")
