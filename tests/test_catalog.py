@@ -70,7 +70,10 @@ def test_build_stores_every_channel_and_resumes_nothing_twice(tmp_path, one_thre
     assert changed.run != report.run and changed.channels == 16  # new settings: rendered anew
 
 
-def test_batched_shard_renders_each_channel_in_its_own_image(one_thread):
+def test_batched_shard_renders_each_channel_in_its_own_image(one_thread, monkeypatch):
+    # the shard's seed comes from the settings hash, which holds TINY's absolute path: fixed here,
+    # so where the checkout lies cannot decide the (narrow) margins below
+    monkeypatch.setattr(CatalogSettings, "shard_seed", lambda self, layer, first: 0)
     model = load_model_spec(TINY)
     s = CatalogSettings(model=TINY, size=32, steps=40, diversity=0, negative=False)
     shard = render_shard(model, s, "conv3", [1, 7])
