@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from .core.params.maco import MacoImage, natural_spectrum
     from .core.targets import parse_target
     from .recipes.attack import AttackResult, attack
+    from .recipes.attribution import AttributionResult, attribute
     from .recipes.dgn import dgn, encode_images
     from .recipes.dream import DreamResult, dream, dream_zoom
     from .recipes.evolve import EvolveResult, evolve
@@ -73,6 +74,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".core.params.maco": ("MacoImage", "natural_spectrum"),
     ".core.targets": ("parse_target",),
     ".recipes.attack": ("AttackResult", "attack"),
+    ".recipes.attribution": ("AttributionResult", "attribute"),
     ".recipes.dgn": ("dgn", "encode_images"),
     ".recipes.dream": ("DreamResult", "dream", "dream_zoom"),
     ".recipes.evolve": ("EvolveResult", "evolve"),

@@ -46,6 +46,11 @@ COMMANDS: tuple[Command, ...] = (
     Command("evolve", "evolve fooling images for classes with no gradients (CPPN or pixel genomes)", "evolve"),
     Command("saliency", "raw and preconditioned input gradients, SmoothGrad and gradient×input", "saliency"),
     Command(
+        "attribute",
+        "which pixels, places and hidden channels drive any target on a photo (IG, Grad-CAM, channel ranking)",
+        "attribute",
+    ),
+    Command(
         "prior-train", "train a generator prior that inverts a layer of your model (for --prior dgn)", "prior_train"
     ),
     Command("catalog", "build a browsable catalog of every channel of chosen layers", "catalog"),
