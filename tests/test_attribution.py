@@ -76,16 +76,19 @@ def test_maps_are_faithful_for_a_class(lite0, photos):
     assert r.target.startswith("class:")
     _beats_random(r, ["grad_x_input", "integrated_gradients", "gradcam:_blocks.8"])
     curves = r.curves("integrated_gradients")
-    assert curves.deletion[0] == pytest.approx(1) and curves.deletion[-1] == pytest.approx(0)
-    assert curves.insertion[0] == pytest.approx(0) and curves.insertion[-1] == pytest.approx(1)
+    assert curves.deletion[0] == pytest.approx(1) and curves.deletion[-1] == pytest.approx(0, abs=1e-6)
+    assert curves.insertion[0] == pytest.approx(0, abs=1e-6) and curves.insertion[-1] == pytest.approx(1)
 
 
 def test_maps_are_faithful_for_a_hidden_channel(lite0, photos):
-    """The same for a hidden unit: a _blocks.8 channel, attributed to pixels and to _blocks.7."""
-    r = fv.attribute(lite0, photos["rocket"], "_blocks.8:96", **FAST)
+    """The same for a hidden unit (a _blocks.8 channel the astronaut drives), attributed to pixels
+    and to _blocks.7. Gradient × input beats random on deletion here, not on insertion (0.65
+    against 0.66): benchmarks/attribution_faithfulness.py has the whole table."""
+    r = fv.attribute(lite0, photos["astronaut"], "_blocks.8:18", **FAST)
     assert list(r.layer_maps) == ["_blocks.7"]  # the block feeding the target's layer
     _beats_random(r, ["integrated_gradients", "gradcam:_blocks.7"])
-    assert r.deletion_auc("grad_x_input") < r.deletion_auc("gradient")  # beats the raw gradient
+    assert r.deletion_auc("grad_x_input") < r.deletion_auc(RANDOM)
+    assert r.deletion_auc("grad_x_input") < r.deletion_auc("gradient")  # and the raw gradient
 
 
 def test_top_channel_matters_more_than_a_bottom_one(lite0, photos):

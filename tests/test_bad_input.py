@@ -78,6 +78,7 @@ def _image_readers(path: str) -> dict[str, list[str]]:
         "style-apply": ["style-apply", "{F}/net.pt", path, "-o", "out.png"],
         "fool": ["fool", path, *SMALL, "-o", "out.png"],
         "saliency": ["saliency", path, "--samples", "1", "--size", "32", "-o", "out.png"],
+        "attribute": ["attribute", path, "--steps", "1", "--size", "32", "--vis-steps", "0", "-o", "out.png"],
     }
 
 
@@ -110,6 +111,7 @@ COMMON = {
     "fool": ["fool", PHOTO, *SMALL, "-o", "out.png"],
     "evolve": ["evolve", "-c", "1", "--generations", "1", "--population", "2", "--size", "32", "-o", "ev"],
     "saliency": ["saliency", PHOTO, "--samples", "1", "--size", "32", "-o", "out.png"],
+    "attribute": ["attribute", PHOTO, "--steps", "1", "--size", "32", "--vis-steps", "0", "-o", "out.png"],
     "prior-train": ["prior-train", "--layer", "_blocks.2", *SMALL, "--batch", "1", "--width", "8", "-o", "p.pt"],
     "catalog": ["catalog", "build", "--layers", "_blocks.0", *SMALL, "--diversity", "0", "-o", "cat"],
 }
@@ -199,6 +201,26 @@ def _cases() -> dict[str, list[str]]:
             "render-trailing-colon": ["render", "_blocks.8:", *SMALL, "-o", "out.png"],
             "dream-trailing-colon": ["dream", PHOTO, "-l", "_blocks.8:", "--octaves", "1", "--steps", "1"],
             "dream-empty-layer-list": ["dream", PHOTO, "-l", ",,,", "--octaves", "1", "--steps", "1"],
+        },
+    )
+    # Attribution: layers it cannot read a map from, targets it cannot parse, counts out of range.
+    attr = ["attribute", PHOTO, "--steps", "1", "--size", "32", "--vis-steps", "0", "-o", "out.png"]
+    add(
+        "attribute",
+        {
+            "unknown-layer": [*attr, "-l", "_blocks.99"],
+            "layer-not-spatial": [*attr, "-l", "_fc"],
+            "layer-logits": [*attr, "-l", "logits"],
+            "layer-after-target": [*attr, "_blocks.4:1", "-l", "_blocks.8"],
+            "target-trailing-colon": [*attr, "_blocks.8:"],
+            "target-unknown-class": [*attr, "class:unicorn"],
+            "target-channel-999": [*attr, "_blocks.8:999"],
+            "top-0": [*attr, "--top", "0"],
+            "top-too-many": [*attr, "--top", "500"],
+            "top-not-a-number": [*attr, "--top", "many"],
+            "method-unknown": [*attr, "--method", "occlusion"],
+            "baseline-unknown": [*attr, "--baseline", "white"],
+            "catalog-not-a-catalog": [*attr, "--catalog", "{F}/folder.png"],
         },
     )
     # Flags the parser would accept but the library cannot use.
