@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 import torch
 from PIL import Image
@@ -91,6 +93,22 @@ def test_maps_are_faithful_for_a_hidden_channel(lite0, photos):
     assert r.deletion_auc("grad_x_input") < r.deletion_auc("gradient")  # and the raw gradient
 
 
+def _ablated(model, x, objective, layer: str, ch: int) -> float:
+    """The objective with channel ``ch`` of ``layer`` zeroed by a forward hook."""
+
+    def zero(module, inputs, out):
+        out = out.clone()
+        out[:, ch] = 0
+        return out
+
+    hook = dict(model.net.named_modules())[layer].register_forward_hook(zero)
+    try:
+        with torch.no_grad():
+            return float(objective(model(x, objective.layers))[0])
+    finally:
+        hook.remove()
+
+
 def test_top_channel_matters_more_than_a_bottom_one(lite0, photos):
     """Zeroing the channel ranked first by gradient × activation lowers the objective more than
     zeroing one ranked last, for a class and for a hidden unit."""
@@ -100,24 +118,8 @@ def test_top_channel_matters_more_than_a_bottom_one(lite0, photos):
         scores = r.channel_scores[layer]
         top, bottom = int(scores.argmax()), int(scores.argmin())
         assert r.top_channels[layer][0][0] == top
-
-        def ablated(ch: int) -> float:
-            module = dict(lite0.net.named_modules())[layer]
-
-            def zero(m, i, out):
-                out = out.clone()
-                out[:, ch] = 0
-                return out
-
-            hook = module.register_forward_hook(zero)
-            try:
-                with torch.no_grad():
-                    acts = lite0(x, r.objective.layers)
-                return float(r.objective(acts)[0])
-            finally:
-                hook.remove()
-
-        drop_top, drop_bottom = r.value - ablated(top), r.value - ablated(bottom)
+        drop_top = r.value - _ablated(lite0, x, r.objective, layer, top)
+        drop_bottom = r.value - _ablated(lite0, x, r.objective, layer, bottom)
         assert drop_top > 0 and drop_top > drop_bottom, (target, drop_top, drop_bottom)
 
 
@@ -191,3 +193,30 @@ def test_cli_attribute_writes_the_panel_and_prints_channels(tmp_path, monkeypatc
     assert "_blocks.8:3 = " in out and "_blocks.7: top channels" in out and "wrote p-attribution.png" in out
     assert "integrated gradients sum to" in out
     assert Image.open("p-attribution.png").size[0] >= 3 * 48
+
+
+def test_cli_attribute_takes_channel_pictures_from_a_catalog(tmp_path, monkeypatch, capsys):
+    """Channels the catalog has are read from it; the others are rendered."""
+    from featurevis.catalog.store import CatalogStore, ChannelRecord
+
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (60, 40), (120, 60, 30)).save("p.png")
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (0, 255, 0)).save(buf, format="PNG")
+    with CatalogStore(tmp_path / "cat") as store:
+        store.add_run("r1", "efficientnet_lite0", {})
+        store.add_layers("r1", [("_blocks.7", 80, (80, 14, 14))])
+        store.write_file("r1/vis.png", buf.getvalue())
+        records = [
+            ChannelRecord("_blocks.7", c, "r1/vis.png", None, [], 1.0, None, None, 0, 0.0, {}, [])
+            for c in range(0, 80, 2)
+        ]
+        store.add_channels("r1", records)
+    argv = ["attribute", "p.png", "_blocks.8:3", "--size", "48", "--steps", "2", "--top", "6", "--vis-steps", "2"]
+    assert main([*argv, "--vis-size", "32", "--catalog", "cat", "-q", "-o", "a.png"]) == 0
+    out = capsys.readouterr().out
+    ranked = [
+        int(c.split(" ")[0]) for c in out.split("_blocks.7: top channels by gradient x activation: ")[1].split(", ")
+    ]
+    even = sum(c % 2 == 0 for c in ranked[:6])
+    assert f"channel pictures: {even} from the catalog, {6 - even} rendered" in out

@@ -116,8 +116,11 @@ def catalog_lookup(stack: ExitStack, folder: str, model: str) -> ChannelLookup |
         for run in runs:
             row = store.channel(run, layer, channel)
             if row is not None:
+                lookup.found += 1
                 return load_image(store.folder / row["vis"])
         return None
+
+    lookup.found = 0
 
     return lookup
 
@@ -157,6 +160,9 @@ def run(args: argparse.Namespace) -> int:
     for layer, ranked in r.top_channels.items():
         listed = ", ".join(f"{c} ({s:+.3g})" for c, s in ranked)
         print(f"{layer}: top channels by gradient x activation: {listed}")
+    if lookup is not None:
+        shown = sum(len(v) for v in r.channel_images.values())
+        print(f"channel pictures: {lookup.found} from the catalog, {shown - lookup.found} rendered")
     note = " (interrupted)" if r.interrupted else ""
     print(f"wrote {args.output}{note}")
     if args.faithfulness and r.interrupted:
