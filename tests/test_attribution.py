@@ -185,6 +185,14 @@ def test_bad_arguments(tiny):
         r.curves(RANDOM, replace="noise")
 
 
+def test_neurons_are_checked_on_the_photos_own_map(tiny):
+    wide = torch.rand(1, 3, 21, 32)  # conv3's map is 8 wide and 6 high here, not 8x8
+    with pytest.raises(fv.FeaturevisError, match=r"outside conv3's 8x6 map for this 32x21 photo"):
+        fv.attribute(tiny, wide, "conv3:0@1,7", layers=["conv2"], vis_steps=0, progress=False)
+    r = fv.attribute(tiny, wide, "conv3:0@7,5", layers=["conv2"], vis_steps=0, progress=False)
+    assert r.target == "conv3:0@7,5"
+
+
 def test_an_objective_the_photo_does_not_raise_has_no_curves(tiny):
     photo = torch.full((1, 3, 32, 32), 0.5)  # flat: its mean-colour copy is itself
     r = fv.attribute(tiny, photo, 0, layers=["conv2"], vis_steps=0, progress=False)

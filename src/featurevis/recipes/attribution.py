@@ -431,8 +431,9 @@ def attribute(
     x = fit_size(as_image(photo, "photo"), size or fm.input_size, enlarge=False).to(dev)
     h, w = x.shape[-2:]
     objective, name = _objective(fm, target, x)
-    layer_names = check_layers(fm, layers) if layers is not None else default_layers(fm, objective)
+    layer_names = check_layers(fm, layers if layers is not None else default_layers(fm, objective))
     validate(fm, objective, (h, w), batch)  # layers, channels and memory, before any work
+    _check_neurons(objective, (h, w))
     for layer in layer_names:
         channels = fm.layer_shape(layer)[0]
         if top > channels:
@@ -524,6 +525,21 @@ def attribute(
         ),
         interrupted=interrupted,
     )
+
+
+def _check_neurons(objective: Objective, hw: tuple[int, int]) -> None:
+    """Neuron positions inside their layer's map at this photo's size: ``validate`` checks them
+    on the square map of the longest side, which a landscape or portrait photo does not fill."""
+    grids = {g.layer: g.hw for g in objective.grids if g.hw is not None}
+    for layer, _, *position in objective.checks:
+        if not position or layer not in grids:
+            continue
+        (x, y), (map_h, map_w) = position[0], grids[layer]
+        if not (0 <= x < map_w and 0 <= y < map_h):
+            raise FeaturevisError(
+                f"neuron position @{x},{y} is outside {layer}'s {map_w}x{map_h} map for this {hw[1]}x{hw[0]} photo: "
+                f"x 0..{map_w - 1}, y 0..{map_h - 1}"
+            )
 
 
 def _integrated_gradients(
