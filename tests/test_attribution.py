@@ -65,6 +65,7 @@ def test_smoothgrad_averages_noisy_copies(tiny, one_thread):
         assert not torch.allclose(smooth.pixel_maps[m], plain.pixel_maps[m])
     again = fv.attribute(tiny, photo, 1, smooth=6, **kw)  # every random choice from the seed
     assert torch.equal(again.pixel_maps["gradient"], smooth.pixel_maps["gradient"])
+    assert torch.equal(smooth.raw_gradient, plain.pixel_maps["gradient"])  # the baseline stays unsmoothed
 
 
 def _beats_random(r, methods):
@@ -202,13 +203,17 @@ def test_an_objective_the_photo_does_not_raise_has_no_curves(tiny):
 
 def test_cli_attribute_writes_the_panel_and_prints_channels(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    Image.new("RGB", (60, 40), (120, 60, 30)).save("p.png")
-    argv = ["attribute", "p.png", "_blocks.8:3", "--size", "48", "--steps", "2", "--top", "2", "--vis-steps", "2"]
-    assert main([*argv, "--vis-size", "32", "--method", "gxi,ig", "-q"]) == 0
+    noise = torch.rand(40, 60, 3, generator=torch.Generator().manual_seed(0))
+    Image.fromarray((noise * 255).byte().numpy()).save("p.png")
+    argv = ["attribute", "p.png", "--size", "48", "--steps", "2", "--top", "2", "--vis-steps", "2", "--vis-size", "32"]
+    assert main([*argv, "--method", "gxi,ig", "--smooth", "2", "-q", "--faithfulness"]) == 0
     out = capsys.readouterr().out
-    assert "_blocks.8:3 = " in out and "_blocks.7: top channels" in out and "wrote p-attribution.png" in out
+    assert "_blocks.8: top channels" in out and "wrote p-attribution.png" in out
     assert "integrated gradients sum to" in out
+    assert "raw_gradient" in out and "random" in out and "(baseline)" in out  # the baselines, unsmoothed
     assert Image.open("p-attribution.png").size[0] >= 3 * 48
+    assert main(["attribute", "p.png", "_blocks.8:3", *argv[2:], "-q", "-o", "unit.png"]) == 0
+    assert "_blocks.8:3 = " in capsys.readouterr().out and Image.open("unit.png").size[0] >= 5 * 48
 
 
 def test_cli_attribute_takes_channel_pictures_from_a_catalog(tmp_path, monkeypatch, capsys):

@@ -16,6 +16,7 @@ from ..recipes.attribution import (
     METHODS,
     PATCH,
     RANDOM,
+    RAW,
     REPLACEMENTS,
     VIS_SIZE,
     VIS_STEPS,
@@ -173,6 +174,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"faithfulness ({args.replace} replacement, {args.patch}-px squares, {CURVE_STEPS} steps):")
         print(f"  {'map':<28} deletion AUC (lower better)  insertion AUC (higher better)")
         for name, c in curves.items():
-            tag = "  (baseline)" if name in (RANDOM, "gradient") else ""
+            tag = "  (baseline)" if name in (RANDOM, RAW) or (name == "gradient" and not r.settings["smooth"]) else ""
             print(f"  {name:<28} {c.deletion_auc:>8.3f}{'':<20} {c.insertion_auc:>8.3f}{tag}")
     return 130 if r.interrupted else 0

@@ -71,6 +71,8 @@ PATCH = 8
 REPLACEMENTS = ("blur", "mean")
 #: The map faithfulness compares every method against: uniform random scores per pixel.
 RANDOM = "random"
+#: The other baseline: the plain input gradient's magnitude at the photo (never SmoothGrad-averaged).
+RAW = "raw_gradient"
 #: ``(layer, channel) -> 3×s×s image or None``: visualizations already made (a catalog's).
 ChannelLookup = Callable[[str, int], "torch.Tensor | None"]
 
@@ -114,6 +116,7 @@ class AttributionResult(Result):
     layer_signed: dict[str, torch.Tensor]  # layer -> h×w: the per-position sum before the ReLU
     baseline: str  # integrated gradients' baseline: "zero" (the preprocessing's zero point) or "black"
     baseline_value: float  # the objective on that baseline (IG's attributions sum to value - this)
+    raw_gradient: torch.Tensor  # H×W: |d objective / d pixel| summed over colour, at the photo itself
     model: FeatureModel = field(repr=False, compare=False)
     objective: Objective = field(repr=False, compare=False)
     _curves: dict = field(default_factory=dict, repr=False, compare=False)
@@ -121,18 +124,20 @@ class AttributionResult(Result):
     # -- faithfulness ------------------------------------------------------------------------
     def ranking_map(self, method: str) -> torch.Tensor:
         """The ``H×W`` scores deletion and insertion order pixels by: a pixel method's map, a
-        layer's Grad-CAM (``LAYER`` or ``gradcam:LAYER``, signed sum resized to the photo), or
-        ``"random"`` (uniform scores from the result's seed)."""
+        layer's Grad-CAM (``LAYER`` or ``gradcam:LAYER``, signed sum resized to the photo),
+        ``"raw_gradient"`` or ``"random"`` (uniform scores from the result's seed)."""
         hw = tuple(self.photo.shape[-2:])
         if method in self.pixel_maps:
             return self.pixel_maps[method]
+        if method == RAW:
+            return self.raw_gradient
         layer = method.removeprefix("gradcam:")
         if layer in self.layer_signed:
             return upsample(self.layer_signed[layer], hw)
         if method == RANDOM:
             g = torch.Generator().manual_seed(self.settings.get("seed", 0))
             return torch.rand(hw, generator=g)
-        names = [*self.pixel_maps, *(f"gradcam:{n}" for n in self.layer_maps), RANDOM]
+        names = [*self.pixel_maps, *(f"gradcam:{n}" for n in self.layer_maps), RAW, RANDOM]
         raise FeaturevisError(f"no map {method!r} in this result: choose from {', '.join(names)}")
 
     def curves(
@@ -159,10 +164,12 @@ class AttributionResult(Result):
 
     def faithfulness(self, methods: Sequence[str] | None = None, **kw) -> dict[str, Curves]:
         """Curves of every map (default: each pixel method, each layer's Grad-CAM, the raw
-        gradient and the random baseline)."""
+        gradient, unless ``"gradient"`` is already it, and the random baseline)."""
         if methods is None:
             methods = [*self.pixel_maps, *(f"gradcam:{n}" for n in self.layer_maps)]
-            methods += [m for m in ("gradient", RANDOM) if m not in methods]
+            if "gradient" not in self.pixel_maps or self.settings.get("smooth"):
+                methods.append(RAW)
+            methods.append(RANDOM)
         return {m: self.curves(m, **kw) for m in methods}
 
     def _measure(self, method: str, steps: int, replace: str, batch: int, patch: int) -> Curves:
@@ -219,7 +226,8 @@ class AttributionResult(Result):
         """The photo, each pixel map and each layer's Grad-CAM in a row; under it, each layer's
         top channels (feature visualizations) with their gradient × activation."""
         row = [(self.photo, f"{self.target} = {self.value:.3g}")]
-        row += [(self.overlay(m), _LABELS.get(m, m)) for m in self.pixel_maps]
+        smooth = f"SmoothGrad {self.settings['smooth']}x " if self.settings.get("smooth") else ""
+        row += [(self.overlay(m), smooth + _LABELS.get(m, m)) for m in self.pixel_maps]
         row += [(self.overlay(f"gradcam:{n}"), f"Grad-CAM {n}") for n in self.layer_maps]
         rows = [_strip(row, caption_above=True)]
         for layer, images in self.channel_images.items():
@@ -507,6 +515,7 @@ def attribute(
         layer_signed=layer_signed,
         baseline=baseline,
         baseline_value=float(_values(fm, objective, base[:1])[0]),
+        raw_gradient=grad[0].abs().sum(0).cpu(),
         model=fm,
         objective=objective,
         settings=dict(
