@@ -241,3 +241,24 @@ def test_cli_attribute_takes_channel_pictures_from_a_catalog(tmp_path, monkeypat
     ]
     even = sum(c % 2 == 0 for c in ranked[:6])
     assert f"channel pictures: {even} from the catalog, {6 - even} rendered" in out
+
+
+def test_ctrl_c_during_smoothgrad_keeps_the_copies_done(monkeypatch, tiny):
+    import featurevis.recipes.attribution as A
+
+    calls, real = [], A.objective_gradient
+
+    def gradient(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:  # the photo's own gradient, two SmoothGrad batches of 4, then Ctrl-C
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(A, "objective_gradient", gradient)
+    photo = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    kw = dict(layers=["conv2"], methods=["gradient"], batch=4, vis_steps=0, progress=False)
+    r = fv.attribute(tiny, photo, 1, smooth=100, **kw)
+    assert r.interrupted and r.settings["smooth"] == 8
+    monkeypatch.setattr(A, "objective_gradient", real)
+    full = fv.attribute(tiny, photo, 1, smooth=8, **kw)
+    assert torch.allclose(r.pixel_maps["gradient"], full.pixel_maps["gradient"])  # the same 8 copies
