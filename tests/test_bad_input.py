@@ -80,6 +80,7 @@ def _image_readers(path: str) -> dict[str, list[str]]:
         "saliency": ["saliency", path, "--samples", "1", "--size", "32", "-o", "out.png"],
         "caricature": ["caricature", path, *SMALL, "-o", "out.png"],
         "accentuate": ["accentuate", path, "_blocks.8:1", *SMALL, "-o", "out.png"],
+        "attribute": ["attribute", path, "--steps", "1", "--size", "32", "--vis-steps", "0", "-o", "out.png"],
     }
 
 
@@ -115,6 +116,7 @@ COMMON = {
     "saliency": ["saliency", PHOTO, "--samples", "1", "--size", "32", "-o", "out.png"],
     "caricature": ["caricature", PHOTO, "-l", "_blocks.2", *SMALL, "-o", "out.png"],
     "accentuate": ["accentuate", PHOTO, "_blocks.8:1", *SMALL, "-o", "out.png"],
+    "attribute": ["attribute", PHOTO, "--steps", "1", "--size", "32", "--vis-steps", "0", "-o", "out.png"],
     "prior-train": ["prior-train", "--layer", "_blocks.2", *SMALL, "--batch", "1", "--width", "8", "-o", "p.pt"],
     "catalog": ["catalog", "build", "--layers", "_blocks.0", *SMALL, "--diversity", "0", "-o", "cat"],
     "concepts": ["concepts", "-l", "_blocks.8", "--k", "2", "--crops", "0", *SMALL, "--diversity", "0", "-o", "cat"],
@@ -227,6 +229,26 @@ def _cases() -> dict[str, list[str]]:
             "accentuate-channel-999": ["accentuate", PHOTO, "_blocks.8:999", *SMALL, "-o", "out.png"],
             "accentuate-neuron-999": ["accentuate", PHOTO, "_blocks.8:1@999,999", *SMALL, "-o", "out.png"],
             "accentuate-trailing-colon": ["accentuate", PHOTO, "_blocks.8:", *SMALL, "-o", "out.png"],
+        },
+    )
+    # Attribution: layers it cannot read a map from, targets it cannot parse, counts out of range.
+    attr = ["attribute", PHOTO, "--steps", "1", "--size", "32", "--vis-steps", "0", "-o", "out.png"]
+    add(
+        "attribute",
+        {
+            "unknown-layer": [*attr, "-l", "_blocks.99"],
+            "layer-not-spatial": [*attr, "-l", "_fc"],
+            "layer-logits": [*attr, "-l", "logits"],
+            "layer-after-target": [*attr, "_blocks.4:1", "-l", "_blocks.8"],
+            "target-trailing-colon": [*attr, "_blocks.8:"],
+            "target-unknown-class": [*attr, "class:unicorn"],
+            "target-channel-999": [*attr, "_blocks.8:999"],
+            "top-0": [*attr, "--top", "0"],
+            "top-too-many": [*attr, "--top", "500"],
+            "top-not-a-number": [*attr, "--top", "many"],
+            "method-unknown": [*attr, "--method", "occlusion"],
+            "baseline-unknown": [*attr, "--baseline", "white"],
+            "catalog-not-a-catalog": [*attr, "--catalog", "{F}/folder.png"],
         },
     )
     # Flags the parser would accept but the library cannot use.

@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from .core.targets import parse_target
     from .recipes.accentuate import AccentuationResult, accentuate
     from .recipes.attack import AttackResult, attack
+    from .recipes.attribution import AttributionResult, attribute
     from .recipes.caricature import CaricatureResult, caricature
     from .recipes.dgn import dgn, encode_images
     from .recipes.dream import DreamResult, dream, dream_zoom
@@ -80,6 +81,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".recipes.accentuate": ("AccentuationResult", "accentuate"),
     ".recipes.attack": ("AttackResult", "attack"),
     ".recipes.caricature": ("CaricatureResult", "caricature"),
+    ".recipes.attribution": ("AttributionResult", "attribute"),
     ".recipes.dgn": ("dgn", "encode_images"),
     ".recipes.dream": ("DreamResult", "dream", "dream_zoom"),
     ".recipes.evolve": ("EvolveResult", "evolve"),

@@ -52,6 +52,11 @@ COMMANDS: tuple[Command, ...] = (
     Command("concepts", "fit concept atoms (NMF or a sparse autoencoder) of a layer and catalog them", "concepts"),
     Command("sanity", "sanity checks: cascading weight randomization, robustness to unseen transforms", "sanity"),
     Command(
+        "attribute",
+        "which pixels, places and hidden channels drive any target on a photo (IG, Grad-CAM, channel ranking)",
+        "attribute",
+    ),
+    Command(
         "prior-train", "train a generator prior that inverts a layer of your model (for --prior dgn)", "prior_train"
     ),
     Command("catalog", "build a browsable catalog of every channel of chosen layers", "catalog"),

@@ -30,7 +30,8 @@ import torch.nn.functional as F
 
 from ..core.engine import Gradient, resolve_device, validate
 from ..core.errors import FeaturevisError
-from ..core.images import ImageLike, heat_overlay, make_grid, working_photo
+from ..core.heatmaps import overlay
+from ..core.images import ImageLike, make_grid, working_photo
 from ..core.model import INPUT, FeatureModel
 from ..core.objectives import Objective
 from ..core.params import FourierImage, Parameterization
@@ -70,7 +71,7 @@ class AccentuationResult(Result):
 
     def panel(self) -> torch.Tensor:
         """Photo, accentuation, and the change map over the photo, side by side."""
-        tiles = [self.photo, self.image, heat_overlay(self.photo, self.change)]
+        tiles = [self.photo, self.image, overlay(self.photo, self.change)]
         return make_grid(torch.cat(tiles), ncols=len(tiles))
 
     def shown(self) -> torch.Tensor:

@@ -17,13 +17,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
 
+from ..core import objectives as O
 from ..core.engine import resolve_device
 from ..core.errors import FeaturevisError
-from ..core.images import ImageLike, as_image, fit_size, heat_overlay, make_grid
+from ..core.gradients import noisy_mean, objective_gradient, zero_point
+from ..core.heatmaps import colorize as colorize  # re-exported: saliency drew heat maps before core did
+from ..core.heatmaps import overlay, signed_image
+from ..core.images import ImageLike, as_image, fit_size, make_grid
 from ..core.memory import check_request
-from ..core.model import LOGITS, FeatureModel
+from ..core.model import FeatureModel
 from ..core.params import make_param
 from ..core.results import Result
 from ..zoo import as_model
@@ -36,17 +39,9 @@ DEFAULT_NOISE = 0.15
 MAPS = ("gradient", "preconditioned", "smoothgrad", "grad_x_input")
 
 
-def signed_image(g: torch.Tensor) -> torch.Tensor:
-    """A signed ``1×3×H×W`` gradient as an image: grey is zero, colours show the direction."""
-    return (0.5 + 0.5 * g / torch.quantile(g.abs().flatten(), 0.99).clamp_min(1e-12)).clamp(0, 1)
-
-
 def input_gradient(model: FeatureModel, x: torch.Tensor, cls: int) -> torch.Tensor:
     """d logit[cls] / d x for each image of the batch ``x``."""
-    x = x.detach().clone().requires_grad_(True)
-    logits = model(x, [LOGITS])[LOGITS].float()
-    (grad,) = torch.autograd.grad(logits[:, cls].sum(), x)
-    return grad
+    return objective_gradient(model, O.class_logit(cls), x)[1]
 
 
 def preconditioned(grad: torch.Tensor, kind: str = "fourier", decorrelate: bool = True) -> torch.Tensor:
@@ -66,12 +61,8 @@ def preconditioned(grad: torch.Tensor, kind: str = "fourier", decorrelate: bool 
     return step.detach()
 
 
-def _zero_point(model: FeatureModel, like: torch.Tensor) -> torch.Tensor:
-    """The [0, 1] image the network's preprocessing maps to 0 (per channel; assumes it's affine)."""
-    one = torch.ones(1, 3, 1, 1, device=like.device)
-    with torch.no_grad():
-        n0, n1 = model.normalize(0 * one).float(), model.normalize(one).float()
-    return -n0 / (n1 - n0)
+#: Kept under its old name: the preprocessing's zero point is core's now.
+_zero_point = zero_point
 
 
 @dataclass
@@ -95,7 +86,7 @@ class SaliencyResult(Result):
 
     def overlay(self, kind: str, alpha: float = 0.6) -> torch.Tensor:
         """The heat map in colour over a dimmed grey copy of the photo."""
-        return heat_overlay(self.photo, self.heat(kind), alpha)
+        return overlay(self.photo, self.heat(kind), alpha)
 
     @property
     def image(self) -> torch.Tensor:
@@ -174,23 +165,15 @@ def saliency(
     cls = int(probs.argmax()) if target is None else fm.class_index(target)
     grad = input_gradient(fm, photo, cls)
     g = torch.Generator().manual_seed(seed)
-    total = torch.zeros_like(photo)
-    done, interrupted = 0, False
-    bar = tqdm(total=samples, desc="SmoothGrad", unit="sample", disable=not progress, leave=False, dynamic_ncols=True)
-    try:
-        while done < samples:
-            n = min(batch, samples - done)
-            eps = torch.randn((n, *photo.shape[1:]), generator=g).to(dev) * noise
-            total += input_gradient(fm, photo + eps, cls).sum(0, keepdim=True)
-            done += n
-            bar.update(n)
-    except KeyboardInterrupt:
-        if not done:
-            raise
-        interrupted = True
-        tqdm.write(f"featurevis: interrupted; SmoothGrad keeps the average of {done} of {samples} samples")
-    finally:
-        bar.close()
+    smooth, done, interrupted = noisy_mean(
+        lambda noisy: input_gradient(fm, noisy, cls).sum(0, keepdim=True),
+        photo,
+        samples,
+        noise,
+        batch=batch,
+        generator=g,
+        progress=progress,
+    )
     return SaliencyResult(
         photo=photo.cpu(),
         target=cls,
@@ -198,8 +181,8 @@ def saliency(
         probability=float(probs[cls]),
         gradient=grad.cpu(),
         preconditioned=preconditioned(grad).cpu(),
-        smoothgrad=(total / done).cpu(),
-        grad_x_input=(grad * (photo - _zero_point(fm, photo))).cpu(),
+        smoothgrad=smooth.cpu(),
+        grad_x_input=(grad * (photo - zero_point(fm, photo))).cpu(),
         settings=dict(model=fm.name, size=tuple(photo.shape[-2:]), samples=done, noise=noise, seed=seed),
         interrupted=interrupted,
     )
