@@ -181,7 +181,7 @@ def add_model(
     p: argparse.ArgumentParser,
     *,
     positional: bool = False,
-    what: str = "zoo model, timm:NAME or clip:ARCH[:TAG]; see `featurevis models`",
+    what: str = "zoo model, timm:NAME, clip:ARCH[:TAG] or your own file.py:factory; see `featurevis models`",
 ) -> None:
     """``-m/--model MODEL`` (default: the zoo's default model) and ``--weights FILE``.
 
@@ -217,11 +217,13 @@ def _one_model(positional: str | None, option: str | None) -> str:
 
 
 def model_from_args(args: argparse.Namespace) -> FeatureModel:
-    """The zoo model named by ``args.model`` (weights from ``--weights`` if given), on ``args.device``."""
+    """The model named by ``args.model`` (a zoo name, ``timm:``/``clip:``, or your own as
+    ``module:factory`` / ``path/to/file.py:factory``; weights from ``--weights`` if given), on
+    ``args.device``."""
+    from ..catalog.build import load_model_spec
     from ..core.engine import resolve_device
-    from ..zoo import load_model
 
-    return load_model(args.model, weights=args.weights).to(resolve_device(args.device))
+    return load_model_spec(args.model, weights=args.weights).to(resolve_device(args.device))
 
 
 # -- the output --------------------------------------------------------------------------

@@ -121,7 +121,11 @@ def render(
         objs.append(obj)
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    p = make_param(param, batch, size, decorrelate=decorrelate, generator=g) if isinstance(param, str) else param
+    p = (
+        make_param(param, batch, size, decorrelate=decorrelate, generator=g, channels=fm.channels)
+        if isinstance(param, str)
+        else param
+    )
     if alpha is not None:
         if not alpha >= 0:
             raise FeaturevisError(f"alpha is the weight of the opacity penalty, a number >= 0, not {alpha}")
