@@ -220,10 +220,22 @@ def model_from_args(args: argparse.Namespace) -> FeatureModel:
     """The model named by ``args.model`` (a zoo name, ``timm:``/``clip:``, or your own as
     ``module:factory`` / ``path/to/file.py:factory``; weights from ``--weights`` if given), on
     ``args.device``."""
-    from ..catalog.build import load_model_spec
     from ..core.engine import resolve_device
 
-    return load_model_spec(args.model, weights=args.weights).to(resolve_device(args.device))
+    return load_model_arg(args.model, args.weights).to(resolve_device(args.device))
+
+
+def load_model_arg(name: str, weights: str | None = None) -> FeatureModel:
+    """A zoo or hub model by name, or your own from ``module:factory`` / ``file.py:factory``
+    (the catalog's model specs: a grayscale or RGB + depth network renders from the CLI too)."""
+    from ..zoo import load_model
+    from ..zoo.hub import is_hub_name
+
+    if ":" in name and not is_hub_name(name):
+        from ..catalog.build import load_model_spec
+
+        return load_model_spec(name, weights)
+    return load_model(name, weights=weights)
 
 
 # -- the output --------------------------------------------------------------------------

@@ -84,7 +84,8 @@ def for_channels(image: torch.Tensor, channels: int, what: str = "image") -> tor
         warnings.warn(f"{what} converted to grey for a 1-channel model", FeaturevisNote, stacklevel=3)
         return grey(image)
     raise FeaturevisError(
-        f"{what} has {c} channel(s) but the model reads {channels}: give a {channels}×H×W tensor in [0, 1]"
+        f"{what} has {c} channel(s) but the model reads {channels}: image files are read as RGB or grey; "
+        f"pass a {channels}×H×W tensor in [0, 1] from Python"
     )
 
 
