@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import FeaturevisError
+from .errors import FeaturevisError, FeaturevisNote
 
 #: Pillow's decompression-bomb limit, raised to what a 2 CPU / 24 GiB machine still handles.
 #: Pillow only warns between this and twice this; :func:`load_image` refuses both.
@@ -87,10 +87,6 @@ def for_channels(image: torch.Tensor, channels: int, what: str = "image") -> tor
         f"{what} has {c} channel(s) but the model reads {channels}: image files are read as RGB or grey; "
         f"pass a {channels}×H×W tensor in [0, 1] from Python"
     )
-
-
-class FeaturevisNote(UserWarning):
-    """Something featurevis did for you that changes the input (a photo made grey)."""
 
 
 def from_pil(im: Image.Image) -> torch.Tensor:

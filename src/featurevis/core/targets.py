@@ -28,7 +28,7 @@ import torch
 
 from . import objectives as O
 from .errors import FeaturevisError
-from .images import load_image
+from .images import for_channels, load_image
 from .model import LOGITS, PREFIX, FeatureModel
 
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
@@ -74,7 +74,7 @@ def _image(model: FeatureModel, path: str, target: str) -> O.Objective:
     """Cosine to a photo's output vector: for CLIP, an image-embedding direction."""
     if not path:
         raise FeaturevisError(f"malformed target {target!r}: give a photo, e.g. image:cat.jpg")
-    photo = load_image(path, model.input_size).to(model.device)
+    photo = for_channels(load_image(path, model.input_size), model.channels, f"image:{path}").to(model.device)
     with torch.no_grad():
         vec = model(photo, [LOGITS])[LOGITS].float().flatten(1)[0].cpu()
     return O.cosine(LOGITS, vec, label=f"image:{Path(path).name}")
