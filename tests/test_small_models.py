@@ -238,7 +238,7 @@ def test_photo_recipes_refuse_an_rgb_photo_for_a_four_channel_model_in_one_line(
         assert "\n" not in str(e.value)
     rgbd = torch.cat([rgb_photo, rgb_photo[:, :1]], 1)  # a 4-channel tensor is taken as it is
     assert fv.attack(rgbd_net, rgbd, steps=1, progress=False).image.shape[1] == 4
-    with pytest.raises(FeaturevisError, match="RGB image network"):
+    with pytest.raises(FeaturevisError, match="draws RGB images"):
         fv.train_style_net(rgbd_net, rgb_photo, steps=1, progress=False)
 
 
@@ -314,3 +314,21 @@ def test_a_direction_target_renders_from_the_cli(tmp_path, direction_files):
     code = main(["render", "-m", model, f"conv2:direction={files['txt']}^1", "--size", "32", "--steps", "3",
                  "-q", "-o", str(out)])  # fmt: skip
     assert code == 0 and Image.open(out).mode == "L"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["evolve", "-c", "1", "--generations", "1", "--population", "2", "--size", "32", "-o", "{T}/ev"],
+        ["prior-train", "--layer", "conv2", "--steps", "1", "--size", "32", "-o", "{T}/p.pt"],
+    ],
+)
+def test_rgb_only_techniques_refuse_a_grayscale_model_in_one_line(argv, tmp_path, capsys):
+    from featurevis.cli import main
+
+    spec = f"{ROOT / 'tests' / 'small_nets.py'}:factory"
+    args = [a.replace("{T}", str(tmp_path)) for a in argv]
+    assert main([args[0], "-m", spec, *args[1:]]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "draws RGB images" in err[0] and "reads 1 channel" in err[0]
+    assert not list(tmp_path.iterdir())

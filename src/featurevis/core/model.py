@@ -475,10 +475,7 @@ class FeatureModel(nn.Module):
         A fixed-size network sees the image resized to its size, so transforms that rescale and
         photos of any size still work (the patch grid is then always the same)."""
         if x.dim() == 4 and x.shape[1] != self.channels:
-            raise FeaturevisError(
-                f"{self.name} reads {self.channels}-channel images, not {x.shape[1]}-channel ones"
-                + (" (make a photo grey with images.as_image(photo, channels=1))" if self.channels == 1 else "")
-            )
+            raise FeaturevisError(f"{self.name} reads {self.channels}-channel images, not {x.shape[1]}-channel ones")
         fixed = self.fixed_size
         if fixed is not None and tuple(x.shape[-2:]) != fixed:
             shrink = x.shape[-2] > fixed[0] or x.shape[-1] > fixed[1]
@@ -490,6 +487,12 @@ class FeatureModel(nn.Module):
                 raise
             h, w = x.shape[-2:]
             raise FeaturevisError(f"a {w}x{h} image is too small for {self.name}; use a larger size") from None
+
+    def require_rgb(self, technique: str) -> None:
+        """Refuse, in one line, a technique that can only draw RGB images on a model that reads
+        another number of channels (a grayscale or RGB + depth network)."""
+        if self.channels != 3:
+            raise FeaturevisError(f"{technique} draws RGB images; {self.name} reads {self.channels} channel(s)")
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities for a batch of [0, 1] images."""

@@ -218,8 +218,7 @@ def train_style_net(
             :func:`featurevis.style_transfer`.
     """
     fm = as_model(model)
-    if fm.channels != 3:
-        raise FeaturevisError(f"fast style trains an RGB image network; {fm.name} reads {fm.channels} channels")
+    fm.require_rgb("fast style's image network")
     dev = resolve_device(device)
     fm.to(dev)
     s_layers, c_layer = resolve_layers(fm, style_layers, content_layer)
