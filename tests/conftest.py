@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
+# OpenMP workers that sleep between parallel regions instead of spinning: a suite sharing the
+# CPU with its own subprocesses (the CLI and fault tests) or anything else otherwise waits up to
+# 20x longer (featurevis.cli.startup). libgomp reads it when torch loads, so before that import.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import pytest
 import torch
 from torch import nn

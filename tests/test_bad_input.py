@@ -78,6 +78,8 @@ def _image_readers(path: str) -> dict[str, list[str]]:
         "style-apply": ["style-apply", "{F}/net.pt", path, "-o", "out.png"],
         "fool": ["fool", path, *SMALL, "-o", "out.png"],
         "saliency": ["saliency", path, "--samples", "1", "--size", "32", "-o", "out.png"],
+        "caricature": ["caricature", path, *SMALL, "-o", "out.png"],
+        "accentuate": ["accentuate", path, "_blocks.8:1", *SMALL, "-o", "out.png"],
     }
 
 
@@ -110,6 +112,8 @@ COMMON = {
     "fool": ["fool", PHOTO, *SMALL, "-o", "out.png"],
     "evolve": ["evolve", "-c", "1", "--generations", "1", "--population", "2", "--size", "32", "-o", "ev"],
     "saliency": ["saliency", PHOTO, "--samples", "1", "--size", "32", "-o", "out.png"],
+    "caricature": ["caricature", PHOTO, "-l", "_blocks.2", *SMALL, "-o", "out.png"],
+    "accentuate": ["accentuate", PHOTO, "_blocks.8:1", *SMALL, "-o", "out.png"],
     "prior-train": ["prior-train", "--layer", "_blocks.2", *SMALL, "--batch", "1", "--width", "8", "-o", "p.pt"],
     "catalog": ["catalog", "build", "--layers", "_blocks.0", *SMALL, "--diversity", "0", "-o", "cat"],
 }
@@ -157,6 +161,8 @@ def _cases() -> dict[str, list[str]]:
             "prior-train-batch": ["prior-train", "--layer", "_blocks.2", *SMALL, "--batch", "100000", "-o", "p.pt"],
             "catalog-batch": ["catalog", "build", "--layers", "_blocks.0", "--steps", "1", "--batch", "100000",
                               "-o", "c"],
+            "caricature": ["caricature", PHOTO, "--steps", "1", "--size", "100000", "-o", "out.png"],
+            "accentuate": ["accentuate", PHOTO, "_blocks.8:1", "--steps", "1", "--size", "100000", "-o", "out.png"],
         },
     )  # fmt: skip
     # Broken images, folders of images and checkpoints, for every command that reads one.
@@ -187,6 +193,12 @@ def _cases() -> dict[str, list[str]]:
             "dream-layer-weight-inf": ["dream", PHOTO, "-l", "_blocks.8=1e999", "--octaves", "1", "--steps", "1"],
             "fool-eps-1e308-l2": ["fool", PHOTO, *SMALL, "--eps", "1e308", "--norm", "l2", "-o", "out.png"],
             "fool-eps-inf": ["fool", PHOTO, *SMALL, "--eps", "inf", "-o", "out.png"],
+            "caricature-cossim-pow-nan": ["caricature", PHOTO, *SMALL, "--cossim-pow", "nan", "-o", "out.png"],
+            "caricature-cossim-pow-negative": ["caricature", PHOTO, *SMALL, "--cossim-pow", "-1", "-o", "out.png"],
+            "caricature-lr-1e308": ["caricature", PHOTO, *SMALL, "--lr", "1e308", "-o", "out.png"],
+            "accentuate-reg-nan": ["accentuate", PHOTO, "_blocks.8:1", *SMALL, "--reg", "nan", "-o", "out.png"],
+            "accentuate-reg-inf": ["accentuate", PHOTO, "_blocks.8:1", *SMALL, "--reg", "inf", "-o", "out.png"],
+            "accentuate-reg-overshoot": ["accentuate", PHOTO, "_blocks.8:1", *SMALL, "--reg", "1e6", "-o", "out.png"],
         },
     )
     # Neuron positions outside the layer's map, and a channel left out after ':'.
@@ -204,6 +216,16 @@ def _cases() -> dict[str, list[str]]:
             "render-direction-nan": ["render", "_blocks.8:direction={F}/dirnan.txt", *SMALL, "-o", "out.png"],
             "render-direction-power": ["render", "_blocks.8:direction={F}/dir3.txt^x", *SMALL, "-o", "out.png"],
             "render-direction-format": ["render", "_blocks.8:direction={F}/photo.png", *SMALL, "-o", "out.png"],
+            "caricature-unknown-layer": ["caricature", PHOTO, "-l", "_blocks.99", *SMALL, "-o", "out.png"],
+            "caricature-empty-layer-list": ["caricature", PHOTO, "-l", ",,", *SMALL, "-o", "out.png"],
+            "caricature-layer-weight": ["caricature", PHOTO, "-l", "_blocks.2=0.5", *SMALL, "-o", "out.png"],
+            "caricature-bad-init": ["caricature", PHOTO, "--init", "zeros", *SMALL, "-o", "out.png"],
+            "accentuate-malformed-target": ["accentuate", PHOTO, "_blocks.8:x", *SMALL, "-o", "out.png"],
+            "accentuate-unknown-layer": ["accentuate", PHOTO, "_blocks.99:1", *SMALL, "-o", "out.png"],
+            "accentuate-unknown-class": ["accentuate", PHOTO, 'class:"no such class"', *SMALL, "-o", "out.png"],
+            "accentuate-channel-999": ["accentuate", PHOTO, "_blocks.8:999", *SMALL, "-o", "out.png"],
+            "accentuate-neuron-999": ["accentuate", PHOTO, "_blocks.8:1@999,999", *SMALL, "-o", "out.png"],
+            "accentuate-trailing-colon": ["accentuate", PHOTO, "_blocks.8:", *SMALL, "-o", "out.png"],
         },
     )
     # An RGB photo for a 4-channel (RGB + depth) model: nothing to make the fourth channel from.
@@ -476,3 +498,25 @@ def test_an_l2_budget_larger_than_any_distance_is_refused_and_nan_is_never_succe
         fv.attack(tiny, photo, eps=1e308, norm="l2", steps=1, progress=False)
     nan = AttackResult(photo * float("nan"), photo, 0, 0.5, 1, float("nan"), None, None, 0.1, "l2", "pgd")
     assert not nan.success
+
+
+def test_caricature_and_accentuate_refuse_bad_input_before_work(tiny, tmp_path):
+    photo = torch.rand(1, 3, 32, 32)
+    missing = tmp_path / "missing.png"
+    cases = {
+        "missing photo": lambda: fv.caricature(tiny, missing, "conv2"),
+        "unknown layer": lambda: fv.caricature(tiny, photo, "conv9"),
+        "no default layer": lambda: fv.caricature(tiny, photo),
+        "layer weights": lambda: fv.caricature(tiny, photo, "conv2=0.5"),
+        "bad init": lambda: fv.caricature(tiny, photo, "conv2", init="zeros"),
+        "NaN cossim_pow": lambda: fv.caricature(tiny, photo, "conv2", cossim_pow=float("nan")),
+        "missing photo (accentuate)": lambda: fv.accentuate(tiny, missing, "conv2:1"),
+        "channel out of range": lambda: fv.accentuate(tiny, photo, "conv2:99"),
+        "malformed target": lambda: fv.accentuate(tiny, photo, "conv2:x"),
+        "NaN reg": lambda: fv.accentuate(tiny, photo, "conv2:1", reg=float("nan")),
+    }
+    for what, call in cases.items():
+        with pytest.raises(fv.FeaturevisError) as e:
+            call()
+        assert "\n" not in str(e.value), what
+    assert not missing.exists()

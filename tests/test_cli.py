@@ -362,3 +362,38 @@ def test_render_with_several_models_sums_the_target_over_them(tmp_path, capsys):
     assert "class:1, summed over efficientnet_lite0 + efficientnet_lite1" in capsys.readouterr().out
     assert main([*args, "--weights", str(tmp_path / "w.pth")]) == 2
     assert "--weights takes one model" in capsys.readouterr().err
+
+
+def test_a_cli_render_spares_itself_the_dynamo_import_and_spinning_threads(tmp_path):
+    """The fixed cost of a one-shot run (featurevis.cli.startup): the optimizer never imports
+    torch._dynamo (1.6-1.9 s here), and OpenMP workers sleep instead of spinning, unless the user
+    chose a policy. The image is still written."""
+    out = tmp_path / "c.png"
+    code = (
+        "import os, sys, atexit\n"
+        "atexit.register(lambda: print('DYNAMO', 'torch._dynamo' in sys.modules, os.environ.get('OMP_WAIT_POLICY')))\n"
+        "sys.argv = ['featurevis', 'render', 'lite0', 'class:1', '--steps', '2', '--size', '64', '-q',\n"
+        "            '-o', sys.argv[1]]\n"
+        "from featurevis.cli.main import main\n"
+        "sys.exit(main())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    r = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert out.exists()
+    assert "DYNAMO False PASSIVE" in r.stdout
+
+
+def test_the_engines_adam_steps_exactly_as_torchs():
+    import torch
+
+    from featurevis.core.engine import Adam
+
+    ours, theirs = (torch.nn.Parameter(torch.linspace(-1, 1, 7)) for _ in range(2))
+    opts = Adam([ours], lr=0.05), torch.optim.Adam([theirs], lr=0.05)
+    for step in range(5):
+        for p, opt in zip((ours, theirs), opts, strict=True):
+            opt.zero_grad()
+            (p.pow(3).sum() * (step + 1)).backward()
+            opt.step()
+    assert torch.equal(ours, theirs)

@@ -37,7 +37,9 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from .core.params.cppn import CPPNGenome, CPPNImage
     from .core.params.maco import MacoImage, natural_spectrum
     from .core.targets import parse_target
+    from .recipes.accentuate import AccentuationResult, accentuate
     from .recipes.attack import AttackResult, attack
+    from .recipes.caricature import CaricatureResult, caricature
     from .recipes.dgn import dgn, encode_images
     from .recipes.dream import DreamResult, dream, dream_zoom
     from .recipes.evolve import EvolveResult, evolve
@@ -72,7 +74,9 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".core.params.cppn": ("CPPNGenome", "CPPNImage"),
     ".core.params.maco": ("MacoImage", "natural_spectrum"),
     ".core.targets": ("parse_target",),
+    ".recipes.accentuate": ("AccentuationResult", "accentuate"),
     ".recipes.attack": ("AttackResult", "attack"),
+    ".recipes.caricature": ("CaricatureResult", "caricature"),
     ".recipes.dgn": ("dgn", "encode_images"),
     ".recipes.dream": ("DreamResult", "dream", "dream_zoom"),
     ".recipes.evolve": ("EvolveResult", "evolve"),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from ..core.errors import FeaturevisError, FeaturevisNote
-from . import interrupts
+from . import interrupts, startup
 from .args import CommandParser
 
 
@@ -46,6 +46,10 @@ COMMANDS: tuple[Command, ...] = (
     Command("fool", "perturb a photo invisibly so the network misclassifies it (FGSM/PGD)", "fool"),
     Command("evolve", "evolve fooling images for classes with no gradients (CPPN or pixel genomes)", "evolve"),
     Command("saliency", "raw and preconditioned input gradients, SmoothGrad and gradient×input", "saliency"),
+    Command("caricature", "caricature: an image whose layer activations exaggerate a photo's (Lucid)", "caricature"),
+    Command(
+        "accentuate", "feature accentuation: raise a target in a photo, staying near it (Hamblin 2024)", "accentuate"
+    ),
     Command(
         "prior-train", "train a generator prior that inverts a layer of your model (for --prior dgn)", "prior_train"
     ),
@@ -88,8 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Without ``argv`` this is the process's own command line, and the process's Ctrl-C and
     SIGTERM are handled as :mod:`.interrupts` describes (an interrupted process exits here)."""
-    if argv is None:
+    own_process = argv is None
+    if own_process:
         interrupts.install()  # first of all: a Ctrl-C from here on is one line and exit 130
+        startup.before_torch()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         command = _BY_NAME.get(argv[0]) if argv else None
@@ -99,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return interrupts.finish(2)
         parser, module = command_parser(command)
+        if own_process:
+            startup.after_torch()
         args = parser.parse(argv[1:])
         interrupts.working()
         with warnings.catch_warnings():

@@ -262,7 +262,7 @@ def optimize(
     if any(grid.hw is None for grid in objective.grids):  # not validated: positions refer to this size
         bind_grids(model, objective, param.size)
     transforms = transforms or T.none()
-    opt = optimizer(param.parameters()) if optimizer else torch.optim.Adam(param.parameters(), lr=check_lr(lr))
+    opt = optimizer(param.parameters()) if optimizer else Adam(param.parameters(), lr=check_lr(lr))
     for group in opt.param_groups:
         check_lr(group["lr"])
     sched = _scheduler(opt, schedule, steps)
@@ -382,6 +382,15 @@ def _scheduler(opt: torch.optim.Optimizer, schedule: str, steps: int):
     if schedule == "linear":
         return torch.optim.lr_scheduler.LinearLR(opt, 1.0, 1e-6, total_iters=max(steps - 1, 1))
     raise FeaturevisError(f"unknown schedule {schedule!r}: use constant, cosine or linear")
+
+
+class Adam(torch.optim.Adam):
+    """torch's Adam, stepping under ``no_grad`` itself instead of through torch's
+    ``_use_grad_for_differentiable`` wrapper: that wrapper imports ``torch._dynamo`` (1.6-1.9 s
+    here, most of a one-shot CLI run's fixed cost) for a graph break only a compiled step needs.
+    The arithmetic is torch's own (a non-differentiable step is a no-grad step)."""
+
+    step = torch.no_grad()(getattr(torch.optim.Adam.step, "__wrapped__", torch.optim.Adam.step))
 
 
 class DirectionStep(torch.optim.Optimizer):

@@ -205,6 +205,16 @@ def fit_size(image: torch.Tensor, size: int | None, enlarge: bool = True) -> tor
     return F.interpolate(image, size=hw, mode="bilinear", align_corners=False, antialias=s < 1).clamp(0, 1)
 
 
+def working_photo(
+    image: ImageLike, size: int, device: torch.device | str | None = None, channels: int = 3
+) -> torch.Tensor:
+    """``image`` with its longest side ``size``, rounded to 8 bits: the photo a photo-seeded
+    recipe starts from and compares with is then exactly the one a saved PNG of it holds
+    (``channels``: the model's, see :func:`as_image`)."""
+    photo = fit_size(as_image(image, "photo", channels), size)
+    return (torch.round(photo * 255) / 255).to(device)
+
+
 def make_grid(images: torch.Tensor, ncols: int | None = None, pad: int = 2) -> torch.Tensor:
     """Tile a batch into one ``3×H×W`` image (white gaps), nearly square by default."""
     b, c, h, w = images.shape
@@ -215,6 +225,32 @@ def make_grid(images: torch.Tensor, ncols: int | None = None, pad: int = 2) -> t
         r, q = divmod(i, ncols)
         grid[:, r * (h + pad) : r * (h + pad) + h, q * (w + pad) : q * (w + pad) + w] = images[i].detach().cpu()
     return grid
+
+
+# A perceptual dark-to-bright colour ramp (black, purple, orange, pale yellow) for heat maps.
+_RAMP = torch.tensor([[0.0, 0.0, 0.02], [0.33, 0.06, 0.43], [0.73, 0.21, 0.33], [0.98, 0.55, 0.04], [0.99, 1.0, 0.64]])
+
+
+def colorize(heat: torch.Tensor) -> torch.Tensor:
+    """An ``H×W`` map in [0, 1] as a ``1×3×H×W`` colour image (saliency, change maps)."""
+    x = heat.clamp(0, 1) * (len(_RAMP) - 1)
+    i = x.floor().long().clamp(max=len(_RAMP) - 2)
+    f = (x - i)[..., None]
+    rgb = _RAMP[i] * (1 - f) + _RAMP[i + 1] * f
+    return rgb.permute(2, 0, 1)[None]
+
+
+def unit_heat(t: torch.Tensor, q: float = 0.99) -> torch.Tensor:
+    """Scale a non-negative map so its ``q`` quantile is 1 (a few hot pixels don't wash it out)."""
+    hi = torch.quantile(t.flatten().float(), q).clamp_min(1e-12)
+    return (t / hi).clamp(0, 1)
+
+
+def heat_overlay(photo: torch.Tensor, heat: torch.Tensor, alpha: float = 0.6) -> torch.Tensor:
+    """An ``H×W`` heat map (any non-negative scale) in colour over a dimmed grey copy of the
+    ``1×3×H×W`` photo: where a saliency map or a change map lies on the picture."""
+    grey = photo.mean(1, keepdim=True).expand_as(photo)
+    return ((1 - alpha) * grey + alpha * colorize(unit_heat(heat))).clamp(0, 1)
 
 
 @contextlib.contextmanager

@@ -84,14 +84,18 @@ class RandomAffine:
         degrees: float = 10.0,
         translate: float = 0.0,
         fill: float = 0.5,
+        per_image: bool = True,
     ):
         self.scale, self.degrees, self.translate, self.fill = scale, degrees, translate, fill
+        #: ``False``: one draw for the whole batch (images that are compared position by position).
+        self.per_image = per_image
 
     def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         b = x.shape[0]
-        s = _uniform(g, b, *self.scale)
-        a = _uniform(g, b, -self.degrees, self.degrees) * (math.pi / 180)
-        t = _uniform(g, 2 * b, -2 * self.translate, 2 * self.translate).view(b, 2)
+        n = b if self.per_image else 1
+        s = _uniform(g, n, *self.scale).expand(b)
+        a = _uniform(g, n, -self.degrees, self.degrees).expand(b) * (math.pi / 180)
+        t = _uniform(g, 2 * n, -2 * self.translate, 2 * self.translate).view(n, 2).expand(b, 2)
         cos, sin = torch.cos(a) / s, torch.sin(a) / s
         theta = torch.stack([torch.stack([cos, -sin, t[:, 0]], 1), torch.stack([sin, cos, t[:, 1]], 1)], 1)
         grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
@@ -225,6 +229,25 @@ def patch(size: int | None = None, patch_px: int = 16) -> Compose:
             RandomAffine(scale=(0.8, 1.2), degrees=15.0, translate=0.03),
             RandomResolution((0.4, 1.0), p=0.5, quantum=quantum(size)),
             Noise(0.03),
+        ]
+    )
+
+
+def paired(size: int | None = None, patch_px: int | None = None) -> Compose:
+    """The ``"auto"`` set (:func:`patch` for a transformer, else :func:`standard`) with every
+    geometric draw shared by the whole batch.
+
+    For a batch whose images are compared with one another position by position (a caricature
+    and its photo, Lucid's recipe): each image is still seen shifted, rotated, rescaled and
+    blurred, but all by the same amounts, so cell (x, y) of one image's activation map and of
+    the photo's cover the same place of the frame. Pad, jitter and the scales already draw once
+    per batch; only the affine is per image in the other sets.
+    """
+    base = patch(size, patch_px) if patch_px else standard(size)
+    return Compose(
+        [
+            RandomAffine(t.scale, t.degrees, t.translate, t.fill, per_image=False) if isinstance(t, RandomAffine) else t
+            for t in base.transforms
         ]
     )
 

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ..core.engine import resolve_device
 from ..core.errors import FeaturevisError
-from ..core.images import ImageLike, as_image, fit_size, make_grid
+from ..core.images import ImageLike, as_image, fit_size, heat_overlay, make_grid
 from ..core.memory import check_request
 from ..core.model import LOGITS, FeatureModel
 from ..core.params import make_param
@@ -34,24 +34,6 @@ DEFAULT_SAMPLES = 32
 DEFAULT_NOISE = 0.15
 #: The heat-map kinds, in panel order.
 MAPS = ("gradient", "preconditioned", "smoothgrad", "grad_x_input")
-
-# A perceptual dark-to-bright colour ramp (black, purple, orange, pale yellow) for heat maps.
-_RAMP = torch.tensor([[0.0, 0.0, 0.02], [0.33, 0.06, 0.43], [0.73, 0.21, 0.33], [0.98, 0.55, 0.04], [0.99, 1.0, 0.64]])
-
-
-def colorize(heat: torch.Tensor) -> torch.Tensor:
-    """An ``H×W`` map in [0, 1] as a ``1×3×H×W`` colour image."""
-    x = heat.clamp(0, 1) * (len(_RAMP) - 1)
-    i = x.floor().long().clamp(max=len(_RAMP) - 2)
-    f = (x - i)[..., None]
-    rgb = _RAMP[i] * (1 - f) + _RAMP[i + 1] * f
-    return rgb.permute(2, 0, 1)[None]
-
-
-def _unit(t: torch.Tensor, q: float = 0.99) -> torch.Tensor:
-    """Scale a non-negative map so its ``q`` quantile is 1 (a few hot pixels don't wash it out)."""
-    hi = torch.quantile(t.flatten().float(), q).clamp_min(1e-12)
-    return (t / hi).clamp(0, 1)
 
 
 def signed_image(g: torch.Tensor) -> torch.Tensor:
@@ -114,8 +96,7 @@ class SaliencyResult(Result):
 
     def overlay(self, kind: str, alpha: float = 0.6) -> torch.Tensor:
         """The heat map in colour over a dimmed grey copy of the photo."""
-        grey = self.photo.mean(1, keepdim=True).expand_as(self.photo)
-        return ((1 - alpha) * grey + alpha * colorize(_unit(self.heat(kind)))).clamp(0, 1)
+        return heat_overlay(self.photo, self.heat(kind), alpha)
 
     @property
     def image(self) -> torch.Tensor:

@@ -21,6 +21,7 @@ from .cppn import CPPNGenome, CPPNImage
 from .fourier import AlignedFourierImage, FourierImage
 from .maco import MacoImage, natural_spectrum
 from .pixel import PerturbedImage, PixelImage
+from .reference import WithReference
 
 #: name -> factory(batch, size, *, sd, decorrelate, generator) -> Parameterization
 PARAMETERIZATIONS: dict[str, Callable[..., Parameterization]] = {}
@@ -105,6 +106,7 @@ __all__ = [
     "Parameterization",
     "PerturbedImage",
     "PixelImage",
+    "WithReference",
     "decorrelated_to_rgb",
     "make_param",
     "natural_spectrum",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Parameterization, _to_unit, decorrelated_to_rgb
+from .base import Parameterization, _inverse_unit, _to_unit, decorrelated_to_rgb, rgb_to_decorrelated
 
 #: The side the Fourier scale (and the default learning rate with it) was tuned at.
 REFERENCE_SIZE = 224
@@ -85,6 +85,23 @@ class FourierImage(Parameterization):
         if self.decorrelate:
             t = decorrelated_to_rgb(t)
         return _to_unit(t if self.squash == "sigmoid" else t + 0.5, self.squash)
+
+    @classmethod
+    def from_image(cls, image: torch.Tensor, **kwargs) -> FourierImage:
+        """The parameterization that draws ``image`` (``B×C×H×W`` in [0, 1]): the start of an
+        optimization seeded by a photo (feature accentuation, Hamblin et al. 2024; a caricature
+        from the photo), so every step moves the photo in the same whitened basis a render moves.
+        ``kwargs`` as for the constructor (``decay_power``, ``decorrelate``, ``squash``).
+
+        Exact up to the sigmoid's clipping at 1/1000 from black and white (under half a grey level).
+        """
+        b, c, h, w = image.shape
+        p = cls(b, (h, w), sd=0.0, channels=c, **kwargs)
+        with torch.no_grad():
+            t = _inverse_unit(image.float().to(p.scale.device), p.squash) - (0.0 if p.squash == "sigmoid" else 0.5)
+            t = rgb_to_decorrelated(t) if p.decorrelate else t
+            p.spectrum.copy_(torch.view_as_real(torch.fft.rfft2(t, norm="ortho") / p.scale))
+        return p
 
 
 class AlignedFourierImage(FourierImage):
