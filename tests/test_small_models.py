@@ -147,10 +147,11 @@ def test_the_spectrum_moves_pixels_as_far_at_32_px_as_at_224():
     big = pixel_std(224, 224)
     assert pixel_std(32, 224) == pytest.approx(big, rel=0.1)
     assert pixel_std(32, None) < 0.85 * big
+    assert pixel_std(128, 224) == pixel_std(128, None)  # 64 px and up: the tuned raw scale
 
 
 def test_transforms_scale_their_side_quantization_with_the_size():
-    assert [T.quantum(s) for s in (32, 64, 128, 224, 512)] == [2, 5, 9, 16, 16]
+    assert [T.quantum(s) for s in (16, 32, 48, 64, 128, 224, 512)] == [1, 2, 3, 16, 16, 16, 16]
     g = torch.Generator().manual_seed(0)
     x = torch.rand(1, 4, SIZE, SIZE)
     seen = {T.standard(SIZE)(x, g).shape[-1] for _ in range(60)}

@@ -175,16 +175,24 @@ class Noise:
 REFERENCE_SIZE = 224
 #: Output sides are multiples of this many px at the reference size.
 QUANTUM = 16
+#: Renders smaller than this are small-input (CIFAR-size) ones, whose quantization and Fourier
+#: step are scaled down from the 224-px tuning; from here up the tuning is kept as measured
+#: (``benchmarks/quality.py``; at 64 px scaling both changed tuned results of other recipes
+#: without a measured gain: ``benchmarks/small_models.py``).
+SMALL_SIDE = 64
 
 
 def quantum(size: int | None) -> int:
-    """The side quantization for ``size``-px renders: 16 px at 224 and above, proportionally
-    less below (2 px at 32), so a small image keeps as many distinct scales as a large one.
+    """The side quantization for ``size``-px renders: 16 px, or for a small-input render
+    (under :data:`SMALL_SIDE`) proportionally less (2 px at 32, 3 at 48).
 
     Why: at a fixed 16 px, a 32-px render could only be seen at 16, 32 or 48 px, so the
     "random" scale of 0.7-1.2 was one of two values and the lower resolution always 16 px.
     """
-    return max(1, min(QUANTUM, round(QUANTUM * (size or REFERENCE_SIZE) / REFERENCE_SIZE)))
+    side = size or REFERENCE_SIZE
+    if side >= SMALL_SIDE:
+        return QUANTUM
+    return max(1, round(QUANTUM * side / REFERENCE_SIZE))
 
 
 def standard(size: int | None = None) -> Compose:

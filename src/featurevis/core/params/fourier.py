@@ -5,10 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..transforms import REFERENCE_SIZE, SMALL_SIDE
 from .base import Parameterization, _inverse_unit, _to_unit, decorrelated_to_rgb, rgb_to_decorrelated
-
-#: The side the Fourier scale (and the default learning rate with it) was tuned at.
-REFERENCE_SIZE = 224
 
 
 def _frequencies(h: int, w: int, full: bool = False) -> torch.Tensor:
@@ -23,14 +21,16 @@ def _raw_scale(h: int, w: int, decay_power: float, full: bool = False) -> torch.
 
 def spectrum_scale(h: int, w: int, decay_power: float = 1.0, reference: int | None = REFERENCE_SIZE) -> torch.Tensor:
     """The ``H×(W//2+1)`` factor each Fourier coefficient is multiplied by: ``1/f^decay_power``
-    (``f`` in cycles per pixel, clamped at the lowest frequency), rescaled so that its root
+    (``f`` in cycles per pixel, clamped at the lowest frequency); for a small-input image
+    (sides under :data:`~featurevis.core.transforms.SMALL_SIDE`) rescaled so that its root
     mean square, hence how far a unit step moves a pixel, is what it is at ``reference`` px.
 
     Why: the raw 1/f sum grows with the number of frequencies (like ``sqrt(log N)``), so the
     same coefficients and Adam rate gave a 32-px image a fifth less contrast per step than a
-    224-px one. ``reference=None`` keeps the raw scale (Lucid's)."""
+    224-px one. ``reference=None`` (and any image of 64 px or more) keeps the raw scale (Lucid's),
+    which the learning rates and results of the other recipes were tuned with."""
     scale = _raw_scale(h, w, decay_power)
-    if reference is None:
+    if reference is None or max(h, w) >= SMALL_SIDE:
         return scale
     rms = _raw_scale(h, w, decay_power, full=True).square().mean().sqrt()
     ref = _raw_scale(reference, reference, decay_power, full=True).square().mean().sqrt()
@@ -46,10 +46,11 @@ class FourierImage(Parameterization):
     more, the first three are decorrelated colour and the rest independent maps (see
     :func:`~.base.decorrelated_to_rgb`).
 
-    The 1/f scale is in cycles per pixel, as Lucid's, and is normalized so that one unit of
-    coefficient moves a pixel as far at every size as it does at 224 px: the raw sum over a
-    32-px image's few frequencies is a fifth smaller, so the same Adam step drew fainter
-    images on small (CIFAR-size) networks (``benchmarks/small_models.py``).
+    The 1/f scale is in cycles per pixel, as Lucid's; below 64 px (small-input, CIFAR-size
+    networks) it is normalized so that one unit of coefficient moves a pixel as far as it does
+    at 224 px: the raw sum over a 32-px image's few frequencies is a fifth smaller, so the same
+    Adam step drew fainter images (``reference``: see :func:`spectrum_scale`;
+    ``benchmarks/small_models.py``).
     """
 
     def __init__(
