@@ -219,6 +219,8 @@ def test_photo_recipes_work_on_a_grayscale_model_with_a_note(grey_net, rgb_photo
         "invert": lambda: fv.invert(grey_net, rgb_photo, "conv3", size=48, steps=3, progress=False).image,
         "attack": lambda: fv.attack(grey_net, rgb_photo, steps=2, progress=False).image,
         "saliency": lambda: fv.saliency(grey_net, rgb_photo, samples=2, progress=False).gradient,
+        "caricature": lambda: fv.caricature(grey_net, rgb_photo, "conv3", size=32, steps=2, progress=False).images,
+        "accentuate": lambda: fv.accentuate(grey_net, rgb_photo, "class:ring", size=32, steps=2, progress=False).image,
     }
     for name, run in runs.items():
         with pytest.warns(FeaturevisNote, match="converted to grey"):
