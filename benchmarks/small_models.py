@@ -41,25 +41,9 @@ from featurevis.core import transforms as T
 from featurevis.core.images import make_grid, save_image
 from featurevis.core.params import FourierImage
 
-
-def unscaled_transforms(size: int, pad_scale: bool) -> T.Compose:
-    """The standard set with 224-px quantization, and 224-px padding/jitter unless ``pad_scale``."""
-    k = size / T.REFERENCE_SIZE if pad_scale else 1.0
-    return T.Compose(
-        [
-            T.Pad(round(12 * k)),
-            T.Jitter(round(8 * k)),
-            T.RandomAffine(scale=(0.8, 1.2), degrees=15.0, translate=0.03),
-            T.RandomResolution((0.4, 1.0), p=0.5, quantum=T.QUANTUM),
-            T.RandomScale((0.7, 1.2), quantum=T.QUANTUM),
-            T.Noise(0.03),
-        ]
-    )
-
-
 SETTINGS = {
-    "unscaled": (lambda size: unscaled_transforms(size, False), None),
-    "main": (lambda size: unscaled_transforms(size, True), None),
+    "unscaled": (lambda size: small_nets.unscaled_transforms(size, False), None),
+    "main": (lambda size: small_nets.unscaled_transforms(size, True), None),
     "scaled": (T.standard, FourierImage.__init__.__kwdefaults__["reference"]),
 }
 

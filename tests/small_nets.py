@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import featurevis as fv
+from featurevis.core import transforms as T
 
 CLASSES = ["disk", "plus", "ring", "stripes", "checkerboard"]
 SIZE = 32
@@ -141,6 +142,23 @@ def train(
     m, s = _normalization(channels)
     name = f"small{channels}ch-w{width}-p{pool}-s{seed}"
     return fv.FeatureModel(net.eval(), mean=m, std=s, input_size=SIZE, labels=CLASSES, name=name)
+
+
+def unscaled_transforms(size: int, pad_scale: bool = False) -> T.Compose:
+    """The standard set as tuned for 224 px, applied at ``size`` without scaling: 16-px side
+    quantization, and 224-px padding and jitter unless ``pad_scale`` (what featurevis did
+    before small inputs were scaled). The "before" of the small-model comparisons."""
+    k = size / T.REFERENCE_SIZE if pad_scale else 1.0
+    return T.Compose(
+        [
+            T.Pad(round(12 * k)),
+            T.Jitter(round(8 * k)),
+            T.RandomAffine(scale=(0.8, 1.2), degrees=15.0, translate=0.03),
+            T.RandomResolution((0.4, 1.0), p=0.5, quantum=T.QUANTUM),
+            T.RandomScale((0.7, 1.2), quantum=T.QUANTUM),
+            T.Noise(0.03),
+        ]
+    )
 
 
 def accuracy(model: fv.FeatureModel, n: int = 400, seed: int = 99) -> float:
