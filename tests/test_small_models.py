@@ -263,6 +263,13 @@ def test_photo_recipes_refuse_an_rgb_photo_for_a_four_channel_model_in_one_line(
         fv.train_style_net(rgbd_net, rgb_photo, steps=1, progress=False)
 
 
+def test_interpolation_and_diversity_draw_the_models_channels(grey_net, one_thread):
+    frames = fv.interpolate(grey_net, "conv4:1", "conv4:2", frames=3, size=SIZE, steps=3, progress=False)
+    assert frames.images.shape == (3, 1, SIZE, SIZE)
+    diverse = fv.render(grey_net, "conv4:1", batch=2, diversity=0.1, size=SIZE, steps=3, progress=False)
+    assert diverse.images.shape == (2, 1, SIZE, SIZE)
+
+
 def test_render_cli_takes_a_grayscale_model_from_a_file(tmp_path, capsys):
     from featurevis.cli import main
 

@@ -200,7 +200,7 @@ def interpolate(
     size = size or fm.input_size
     g = torch.Generator().manual_seed(seed)
     kind = AlignedFourierImage if shared else FourierImage
-    p = kind(frames, size, decorrelate=decorrelate, generator=g)
+    p = kind(frames, size, decorrelate=decorrelate, channels=fm.channels, generator=g)
     result = render(fm, O.interpolation(oa, ob), size=size, batch=frames, seed=seed, param=p, **kwargs)
     result.settings.update(frames=frames, shared=shared, param=type(p).__name__)
     return result
