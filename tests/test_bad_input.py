@@ -219,6 +219,11 @@ def _cases() -> dict[str, list[str]]:
             "render-trailing-colon": ["render", "_blocks.8:", *SMALL, "-o", "out.png"],
             "dream-trailing-colon": ["dream", PHOTO, "-l", "_blocks.8:", "--octaves", "1", "--steps", "1"],
             "dream-empty-layer-list": ["dream", PHOTO, "-l", ",,,", "--octaves", "1", "--steps", "1"],
+            "render-direction-missing": ["render", "_blocks.8:direction={F}/missing.npy", *SMALL, "-o", "out.png"],
+            "render-direction-length": ["render", "_blocks.8:direction={F}/dir3.txt", *SMALL, "-o", "out.png"],
+            "render-direction-nan": ["render", "_blocks.8:direction={F}/dirnan.txt", *SMALL, "-o", "out.png"],
+            "render-direction-power": ["render", "_blocks.8:direction={F}/dir3.txt^x", *SMALL, "-o", "out.png"],
+            "render-direction-format": ["render", "_blocks.8:direction={F}/photo.png", *SMALL, "-o", "out.png"],
             "caricature-unknown-layer": ["caricature", PHOTO, "-l", "_blocks.99", *SMALL, "-o", "out.png"],
             "caricature-empty-layer-list": ["caricature", PHOTO, "-l", ",,", *SMALL, "-o", "out.png"],
             "caricature-layer-weight": ["caricature", PHOTO, "-l", "_blocks.2=0.5", *SMALL, "-o", "out.png"],
@@ -249,6 +254,15 @@ def _cases() -> dict[str, list[str]]:
             "method-unknown": [*attr, "--method", "occlusion"],
             "baseline-unknown": [*attr, "--baseline", "white"],
             "catalog-not-a-catalog": [*attr, "--catalog", "{F}/folder.png"],
+        },
+    )
+    # An RGB photo for a 4-channel (RGB + depth) model: nothing to make the fourth channel from.
+    add(
+        "channels",
+        {
+            "dream-rgbd": ["dream", PHOTO, "-m", "{F}/rgbd.py:build", "-l", "0", "--octaves", "1", "--steps", "1"],
+            "fool-rgbd": ["fool", PHOTO, "-m", "{F}/rgbd.py:build", *SMALL, "-o", "out.png"],
+            "saliency-rgbd": ["saliency", PHOTO, "-m", "{F}/rgbd.py:build", "--samples", "1", "-o", "out.png"],
         },
     )
     # Flags the parser would accept but the library cannot use.
@@ -345,6 +359,12 @@ def _make_fixtures(f: Path) -> None:
     StyleNet(TransformNet(4, 1)).save(f / "net.pt")
     (f / DB_NAME).write_bytes(b"")  # serve checks the port before reading the catalog
     (f / "linear.py").write_text("from torch import nn\n\n\ndef build():\n    return nn.Linear(3, 3)\n")
+    (f / "rgbd.py").write_text(
+        "from torch import nn\n\n\ndef build():\n"
+        "    return nn.Sequential(nn.Conv2d(4, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))\n"
+    )
+    (f / "dir3.txt").write_text("1 2 3\n")
+    (f / "dirnan.txt").write_text(" ".join(["nan"] * 3) + "\n")
 
 
 def _listing(folder: Path) -> dict[str, tuple[int, int]]:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from .catalog.store import CatalogStore
     from .core import objectives, transforms
     from .core.engine import NormalizedSGD, RenderResult, optimize
-    from .core.errors import FeaturevisError
+    from .core.errors import FeaturevisError, FeaturevisNote
     from .core.generators import (
         Generator,
         UpconvGenerator,
@@ -62,7 +62,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".catalog.store": ("CatalogStore",),
     ".core": ("objectives", "transforms"),
     ".core.engine": ("NormalizedSGD", "RenderResult", "optimize"),
-    ".core.errors": ("FeaturevisError",),
+    ".core.errors": ("FeaturevisError", "FeaturevisNote"),
     ".core.generators": (
         "Generator",
         "UpconvGenerator",

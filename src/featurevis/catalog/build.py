@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from ..core import objectives as O
 from ..core.engine import RenderResult, resolve_device
 from ..core.errors import FeaturevisError
-from ..core.images import to_pil
+from ..core.images import for_channels, to_pil
 from ..core.model import FeatureModel
 from ..core.photos import named_folder, named_sample_photos
 from ..core.visualize import visualize
@@ -529,6 +529,7 @@ def build_catalog(
     validate_settings(s)  # every user mistake fails here, before the dataset is read
     chosen = catalog_layers(fm, layers, size)
     names, data = load_dataset(images, s.dataset_size)
+    data = for_channels(data, fm.channels, "the dataset")  # grey for a grayscale model, with a note
     s = replace(s, dataset=dataset_digest(names, data))
     run = s.key
     with contextlib.ExitStack() as stack:

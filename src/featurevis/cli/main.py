@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
 
-from ..core.errors import FeaturevisError
+from ..core.errors import FeaturevisError, FeaturevisNote
 from . import interrupts, startup
 from .args import CommandParser
 
@@ -85,6 +86,14 @@ def command_parser(command: Command) -> tuple[CommandParser, ModuleType]:
     return parser, module
 
 
+def _show_note(message, category, filename, lineno, file=None, line=None) -> None:
+    """Notes (:class:`FeaturevisNote`) as one line; other warnings as Python prints them."""
+    if issubclass(category, FeaturevisNote):
+        print(f"featurevis: note: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``featurevis ARGV``; returns the exit code (usage errors raise ``SystemExit(2)``).
 
@@ -107,7 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             startup.after_torch()
         args = parser.parse(argv[1:])
         interrupts.working()
-        code = module.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_note
+            code = module.run(args)
     except FeaturevisError as e:
         print(f"featurevis: error: {e}", file=sys.stderr)
         code = 2

@@ -40,7 +40,7 @@ def objective_gradient(
 
 def zero_point(model: FeatureModel, like: torch.Tensor) -> torch.Tensor:
     """The [0, 1] image the network's preprocessing maps to 0 (per channel; assumes it's affine)."""
-    one = torch.ones(1, 3, 1, 1, device=like.device)
+    one = torch.ones(1, model.channels, 1, 1, device=like.device)
     with torch.no_grad():
         n0, n1 = model.normalize(0 * one).float(), model.normalize(one).float()
     return -n0 / (n1 - n0)

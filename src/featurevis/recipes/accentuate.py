@@ -150,7 +150,7 @@ def accentuate(
     dev = resolve_device(device)
     fm.to(dev)
     obj = parse_target(fm, target) if isinstance(target, str) else target
-    img = working_photo(photo, size or fm.input_size, dev)
+    img = working_photo(photo, size or fm.input_size, dev, fm.channels)
     hw = tuple(img.shape[-2:])
     if min(hw) < SSIM_WINDOW:
         raise FeaturevisError(f"the photo is {hw[1]}x{hw[0]} px at this size; SSIM needs at least {SSIM_WINDOW}x7")

@@ -142,7 +142,7 @@ def caricature(
     dev = resolve_device(device)
     fm.to(dev)
     names = layer_list(fm, layers)
-    img = working_photo(photo, size or fm.input_size, dev)
+    img = working_photo(photo, size or fm.input_size, dev, fm.channels)
     hw = tuple(img.shape[-2:])
     n = len(names)
     check_request(
@@ -155,7 +155,7 @@ def caricature(
     if init == "photo":
         start = FourierImage.from_image(img.expand(n, -1, -1, -1))
     else:
-        start = make_param("fourier", n, hw, generator=g)
+        start = make_param("fourier", n, hw, generator=g, channels=fm.channels)
     with torch.no_grad():
         first = start().to(dev)
     cos_start = activation_cosines(fm, first, img, names)

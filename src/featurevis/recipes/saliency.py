@@ -50,7 +50,8 @@ def preconditioned(grad: torch.Tensor, kind: str = "fourier", decorrelate: bool 
     ``J`` is the parameterization's Jacobian at its neutral point; for ``fourier`` it scales
     frequencies by 1/f and mixes colours along ImageNet's principal components.
     """
-    p = make_param(kind, grad.shape[0], tuple(grad.shape[-2:]), sd=0.0, decorrelate=decorrelate).to(grad.device)
+    n, c, h, w = grad.shape
+    p = make_param(kind, n, (h, w), sd=0.0, decorrelate=decorrelate, channels=c).to(grad.device)
     params = list(p.parameters())
     out = p()
     jt_g = torch.autograd.grad(out, params, grad_outputs=grad, retain_graph=True)
@@ -98,6 +99,9 @@ class SaliencyResult(Result):
             self.overlay("smoothgrad"),
             self.overlay("grad_x_input"),
         ]
+        # a grayscale photo's tiles in colour beside the heat maps; an RGB + depth photo shows
+        # its RGB (the heat maps sum over every channel)
+        tiles = [t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t[:, :3] for t in tiles]
         return make_grid(torch.cat(tiles), ncols=len(tiles))
 
     def box_concentration(self, kind: str, box: Sequence[float], against: Sequence[float] | None = None) -> float:
@@ -158,7 +162,7 @@ def saliency(
     fm = as_model(model)
     dev = resolve_device(device)
     fm.to(dev)
-    photo = fit_size(as_image(image, "photo"), size, enlarge=False).to(dev)
+    photo = fit_size(as_image(image, "photo", fm.channels), size, enlarge=False).to(dev)
     h, w = photo.shape[-2:]
     check_request(fm, min(batch, samples), h, w, copies=4, what=f"saliency at {w}x{h} px", device=dev)
     probs = fm.predict(photo)[0]

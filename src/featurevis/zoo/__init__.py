@@ -276,10 +276,18 @@ def load_model(name: str = DEFAULT_MODEL, weights: str | Path | None = None, *, 
     )
 
 
+def first_conv_channels(net: nn.Module) -> int | None:
+    """The input channels of the module's first ``Conv2d`` (by definition order), if it has one."""
+    conv = next((m for m in net.modules() if isinstance(m, nn.Conv2d)), None)
+    return conv.in_channels if conv is not None else None
+
+
 def as_model(model: str | nn.Module | FeatureModel) -> FeatureModel:
     """Accept a model name, a ``FeatureModel``, or any ``nn.Module``: ImageNet normalization
     unless the module carries its own (timm's ``pretrained_cfg``, open_clip's ``preprocess_cfg``);
-    an open_clip CLIP model becomes its image tower with its text encoder."""
+    an open_clip CLIP model becomes its image tower with its text encoder. A module whose first
+    convolution reads other than 3 channels gets that many (``FeatureModel(channels=)``) with
+    the default normalization for them; wrap it in a ``FeatureModel`` to give its own."""
     if isinstance(model, FeatureModel):
         return model
     if isinstance(model, str):
@@ -293,5 +301,9 @@ def as_model(model: str | nn.Module | FeatureModel) -> FeatureModel:
             from . import timm_models  # a timm module says how it was trained to see
 
             return FeatureModel(model, **timm_models.settings(model))
-        return FeatureModel(model, **hub.preprocessing(model))
+        settings = hub.preprocessing(model)
+        channels = first_conv_channels(model)
+        if channels not in (None, 3) and "mean" not in settings:
+            settings["channels"] = channels  # a grayscale or RGB + depth network says so itself
+        return FeatureModel(model, **settings)
     raise FeaturevisError(f"expected a model name or torch.nn.Module, got {type(model).__name__}")
