@@ -50,7 +50,22 @@ CREATE TABLE IF NOT EXISTS examples (
     run TEXT NOT NULL, layer TEXT NOT NULL, channel INTEGER NOT NULL, kind TEXT NOT NULL, rank INTEGER NOT NULL,
     image INTEGER NOT NULL, value REAL NOT NULL, box TEXT, file TEXT NOT NULL,
     PRIMARY KEY (run, layer, channel, kind, rank));
+CREATE TABLE IF NOT EXISTS scores (
+    run TEXT NOT NULL, layer TEXT NOT NULL, channel INTEGER NOT NULL,
+    activation_ratio REAL, transfer REAL, mis REAL, path REAL, diversity REAL,
+    details TEXT NOT NULL, created REAL NOT NULL, PRIMARY KEY (run, layer, channel));
 """
+
+#: (column, short label, what it means) of each fidelity score of the ``scores`` table, in the
+#: order pages and exports show them (:mod:`.scores` computes them; NULL: not applicable).
+SCORES: tuple[tuple[str, str, str], ...] = (
+    ("activation_ratio", "activation ratio", "objective on the visualization / on the best top example"),
+    ("transfer", "transfer", "other zoo models' probability of the target class (class units only)"),
+    ("mis", "2AFC", "how often the visualization picks a top exemplar over a bottom one (0.5: chance)"),
+    ("path", "path", "Spearman of lower-layer activations, visualization vs top examples"),
+    ("diversity", "diversity", "1 - mean pairwise cosine of the diversity set's Gram matrices"),
+)
+SCORE_COLUMNS = tuple(key for key, _, _ in SCORES)
 
 
 @dataclass
@@ -199,6 +214,38 @@ class CatalogStore:
         except sqlite3.Error as e:
             raise FeaturevisError(f"{self.folder / DB_NAME}: cannot commit ({e})") from None
 
+    def add_examples(self, run: str, layer: str, channel: int, examples: Sequence[dict]) -> None:
+        """Add examples of more kinds (the bottom ones a score needs) to a stored channel, their
+        files already written; the channel's other examples stay."""
+        with self._transaction():
+            for ex in examples:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO examples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        run,
+                        layer,
+                        channel,
+                        ex["kind"],
+                        ex["rank"],
+                        ex["image"],
+                        ex["value"],
+                        json.dumps(ex.get("box")),
+                        ex["file"],
+                    ),
+                )
+
+    def add_scores(self, run: str, layer: str, channel: int, scores: dict[str, float | None], details: dict) -> None:
+        """Commit one unit's scores (:data:`SCORE_COLUMNS`; ``None`` where a score does not apply)."""
+        values = [scores.get(k) for k in SCORE_COLUMNS]
+        try:
+            with self._transaction():
+                self.db.execute(
+                    f"INSERT OR REPLACE INTO scores VALUES (?, ?, ?, {', '.join('?' * len(values))}, ?, ?)",
+                    (run, layer, channel, *values, json.dumps(details), time.time()),
+                )
+        except sqlite3.Error as e:
+            raise FeaturevisError(f"{self.folder / DB_NAME}: cannot commit ({e})") from None
+
     def _transaction(self):
         store = self
 
@@ -252,6 +299,29 @@ class CatalogStore:
             " LEFT JOIN dataset d ON d.run = e.run AND d.idx = e.image"
             " WHERE e.run=? AND e.layer=? AND e.channel=? ORDER BY e.kind, e.rank",
             (run, layer, channel),
+        ).fetchall()
+
+    def has_scores_table(self) -> bool:
+        """Whether this catalog has a ``scores`` table (older ones, opened read-only, do not)."""
+        row = self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='scores'").fetchone()
+        return row is not None
+
+    def scores(self, run: str, layer: str | None = None) -> dict[tuple[str, int], sqlite3.Row]:
+        """``{(layer, channel): row}`` of the stored scores of ``run`` (of one ``layer`` if given);
+        empty for a catalog made before scores existed."""
+        if not self.has_scores_table():
+            return {}
+        sql, params = "SELECT * FROM scores WHERE run=?", [run]
+        if layer is not None:
+            sql, params = sql + " AND layer=?", [run, layer]
+        return {(r["layer"], r["channel"]): r for r in self.db.execute(sql, params)}
+
+    def all_channels(self, run: str) -> list[sqlite3.Row]:
+        """Every stored channel of ``run``, in layer order then channel order."""
+        return self.db.execute(
+            "SELECT c.* FROM channels c JOIN layers l ON l.run = c.run AND l.layer = c.layer"
+            " WHERE c.run=? ORDER BY l.position, c.channel",
+            (run,),
         ).fetchall()
 
     def integrity(self) -> str:

@@ -13,3 +13,8 @@ document.addEventListener('keydown', e => {
     tiles[Math.max(0, Math.min(tiles.length - 1, i))].focus();
   }
 });
+
+// The layer grid's sort form applies as soon as a choice changes (its button stays for typing a
+// minimum, and for browsers without scripts).
+const sortForm = document.getElementById('sort-form');
+if (sortForm) sortForm.querySelectorAll('select').forEach(s => s.addEventListener('change', () => sortForm.submit()));
