@@ -58,7 +58,7 @@ def test_build_stores_every_channel_and_resumes_nothing_twice(tmp_path, one_thre
         assert c["activation"] > c["negative_activation"]
         assert c["dataset_max"] > 0
         kinds = [e["kind"] for e in store.examples(report.run, "conv2", 5)]
-        assert kinds == ["crop", "crop", "image", "image"]
+        assert kinds == ["bottom", "bottom", "crop", "crop", "image", "image"]  # bottom: for the scores
         files = [c["vis"], c["negative"], *json.loads(c["diversity"])]
         for rel in files + [e["file"] for e in store.examples(report.run, "conv2", 5)]:
             with Image.open(out / rel) as im:

@@ -63,7 +63,7 @@ from ..core.images import atomic_write, check_path, load_image
 from ..core.layers import depth_layers
 from ..core.model import LOGITS, FeatureModel
 from ..zoo import label_peers, load_model
-from .build import LayerStats, bottom_examples, load_model_spec
+from .build import LayerStats, _safe, bottom_examples, load_model_spec
 from .store import SCORE_COLUMNS, SCORES, CatalogStore
 
 #: The network whose features judge perceptual similarity (a second network, not the one scored).
@@ -303,7 +303,7 @@ class CatalogScorer:
             self._stats.clear()  # one layer at a time: channels come in layer order
             stats = self._stats[layer] = LayerStats(self.model, layer, self.dataset)
         examples = bottom_examples(stats, self.dataset, channel, self.top_k)
-        base = f"{self.run}/{''.join(c if c.isalnum() or c in '._-' else '_' for c in layer)}/{channel}"
+        base = f"{self.run}/{_safe(layer)}/{channel}"  # beside the unit's other files
         for ex in examples:
             ex["file"] = f"{base}/bottom{ex['rank']}.png"
             self.store.write_file(ex["file"], ex.pop("png"))

@@ -42,6 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-negative", action="store_true", help="skip the negative images")
     p.add_argument("--top-k", type=positive_int, default=6, help="dataset examples kept per channel (default 6)")
     p.add_argument(
+        "--no-scores", action="store_true", help="skip the fidelity scores (compute them later: featurevis score DIR)"
+    )
+    p.add_argument(
         "--ray",
         nargs="?",
         const="local",
@@ -73,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         ray=args.ray,
         ray_num_cpus=args.ray_cpus,
         progress=args.progress,
+        scores=not args.no_scores,
     )
     rate = f" ({report.per_minute:.1f} channels/min)" if report.channels else ""
     print(

@@ -1,0 +1,130 @@
+"""The catalog's fidelity scores on a real catalog: their distributions, how they correlate, and
+whether they separate channels a person calls clear from noisy ones.
+
+    featurevis catalog build -m lite0 --layers _blocks.8,_blocks.12 --size 96 --steps 128 \
+        --no-negative -o CATALOG
+    featurevis score CATALOG
+    python benchmarks/scores.py CATALOG --picks benchmarks/scores_picks.json \
+        --histograms docs/images/scores_hist.png
+
+``--picks`` names, per layer, the channels picked by eye as ``clear`` and ``noisy`` (before the
+scores were computed). Prints Markdown tables for benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageDraw
+
+from featurevis.catalog.scores import score_rows, spearman
+from featurevis.catalog.store import SCORE_COLUMNS, SCORES
+
+LABELS = {key: label for key, label, _ in SCORES}
+
+
+def auc(pos: list[float], neg: list[float]) -> float:
+    """P(a clear channel's score > a noisy one's), ties half: the Mann-Whitney AUC."""
+    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def histogram_sheet(by_layer: dict[str, dict[str, list[float]]], path: Path, bins: int = 20) -> None:
+    """One small histogram per (layer, score), drawn with Pillow (no plotting library needed)."""
+    keys = [k for k in SCORE_COLUMNS if any(v[k] for v in by_layer.values())]
+    cw, ch, pad = 220, 130, 26
+    sheet = Image.new("RGB", (cw * len(keys), (ch + pad) * len(by_layer) + 4), "white")
+    draw = ImageDraw.Draw(sheet)
+    for r, (layer, cols) in enumerate(by_layer.items()):
+        for c, key in enumerate(keys):
+            vals = cols[key]
+            x0, y0 = c * cw, r * (ch + pad)
+            draw.text((x0 + 6, y0 + 4), f"{layer} {LABELS[key]} (n={len(vals)})", fill="black")
+            if not vals:
+                continue
+            lo, hi = min(vals), max(vals)
+            hi = hi if hi > lo else lo + 1e-6
+            counts = [0] * bins
+            for v in vals:
+                counts[min(bins - 1, int((v - lo) / (hi - lo) * bins))] += 1
+            top, w = max(counts), (cw - 20) / bins
+            for b, n in enumerate(counts):
+                h = (ch - 30) * n / top
+                bx = x0 + 10 + b * w
+                draw.rectangle([bx, y0 + pad + ch - 30 - h, bx + w - 1, y0 + pad + ch - 30], fill=(70, 110, 190))
+            draw.text((x0 + 8, y0 + pad + ch - 26), f"{lo:.3g}", fill="black")
+            draw.text((x0 + cw - 60, y0 + pad + ch - 26), f"{hi:.3g}", fill="black")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path, optimize=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("catalog")
+    ap.add_argument("--picks", type=Path, help="JSON: {layer: {clear: [...], noisy: [...]}}")
+    ap.add_argument("--histograms", type=Path, help="PNG of each score's histogram per layer")
+    args = ap.parse_args()
+    rows = [r for r in score_rows(args.catalog) if r["scored"]]
+    layers = sorted({r["layer"] for r in rows}, key=lambda n: [int(p) if p.isdigit() else p for p in n.split(".")])
+    by_layer = {
+        layer: {k: [r[k] for r in rows if r["layer"] == layer and r[k] is not None] for k in SCORE_COLUMNS}
+        for layer in layers
+    }
+    print("## Distributions\n")
+    print("| layer | score | n | mean | median | min | max |")
+    print("|---|---|---|---|---|---|---|")
+    for layer, cols in by_layer.items():
+        for k, vals in cols.items():
+            if not vals:
+                n_units = sum(r["layer"] == layer for r in rows)
+                print(f"| {layer} | {LABELS[k]} | 0 | not applicable to its {n_units} channels | | | |")
+                continue
+            t = torch.tensor(vals)
+            print(
+                f"| {layer} | {LABELS[k]} | {len(vals)} | {t.mean():.3f} | {t.median():.3f} | {t.min():.3f} | "
+                f"{t.max():.3f} |"
+            )
+    if args.histograms:
+        histogram_sheet(by_layer, args.histograms)
+        print(f"\nhistograms: {args.histograms}")
+    keys = [k for k in SCORE_COLUMNS if any(r[k] is not None for r in rows)]
+    for layer in [*layers, "all"]:
+        chosen = [r for r in rows if layer in ("all", r["layer"])]
+        print(f"\n## Spearman correlations between the scores, {layer} ({len(chosen)} channels)\n")
+        print("| | " + " | ".join(LABELS[k] for k in keys) + " |")
+        print("|---" * (len(keys) + 1) + "|")
+        for a in keys:
+            cells = []
+            for b in keys:
+                pairs = [(r[a], r[b]) for r in chosen if r[a] is not None and r[b] is not None]
+                rho = spearman(torch.tensor([p[0] for p in pairs]), torch.tensor([p[1] for p in pairs]))
+                cells.append("–" if rho is None or math.isnan(rho) else f"{rho:+.2f}")
+            print(f"| {LABELS[a]} | " + " | ".join(cells) + " |")
+    if args.picks:
+        picks = json.loads(args.picks.read_text())
+        print("\n## Channels picked by eye: clear vs noisy\n")
+        head = " | ".join(f"{LABELS[k]}: clear, noisy, AUC" for k in keys)
+        print(f"| layer | clear / noisy (scored) | {head} |")
+        print("|---" * (len(keys) + 2) + "|")
+        for layer, sides in picks.items():
+            got = {r["channel"]: r for r in rows if r["layer"] == layer}
+            clear = [got[c] for c in sides["clear"] if c in got]
+            noisy = [got[c] for c in sides["noisy"] if c in got]
+            cells = []
+            for k in keys:
+                pos = [r[k] for r in clear if r[k] is not None]
+                neg = [r[k] for r in noisy if r[k] is not None]
+                if not pos or not neg:
+                    cells.append("–")
+                    continue
+                mp, mn = sum(pos) / len(pos), sum(neg) / len(neg)
+                cells.append(f"{mp:.3f}, {mn:.3f}, **{auc(pos, neg):.2f}**")
+            print(f"| {layer} | {len(clear)} / {len(noisy)} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
