@@ -196,43 +196,26 @@ class CatalogStore:
                     self.db.execute(
                         "DELETE FROM examples WHERE run=? AND layer=? AND channel=?", (run, r.layer, r.channel)
                     )
-                    for ex in r.examples:
-                        self.db.execute(
-                            "INSERT INTO examples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            (
-                                run,
-                                r.layer,
-                                r.channel,
-                                ex["kind"],
-                                ex["rank"],
-                                ex["image"],
-                                ex["value"],
-                                json.dumps(ex.get("box")),
-                                ex["file"],
-                            ),
-                        )
+                    self._insert_examples(run, r.layer, r.channel, r.examples)
         except sqlite3.Error as e:
             raise FeaturevisError(f"{self.folder / DB_NAME}: cannot commit ({e})") from None
 
     def add_examples(self, run: str, layer: str, channel: int, examples: Sequence[dict]) -> None:
         """Add examples of more kinds (the bottom ones a score needs) to a stored channel, their
         files already written; the channel's other examples stay."""
-        with self._transaction():
-            for ex in examples:
-                self.db.execute(
-                    "INSERT OR REPLACE INTO examples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        run,
-                        layer,
-                        channel,
-                        ex["kind"],
-                        ex["rank"],
-                        ex["image"],
-                        ex["value"],
-                        json.dumps(ex.get("box")),
-                        ex["file"],
-                    ),
-                )
+        try:
+            with self._transaction():
+                self._insert_examples(run, layer, channel, examples)
+        except sqlite3.Error as e:
+            raise FeaturevisError(f"{self.folder / DB_NAME}: cannot commit ({e})") from None
+
+    def _insert_examples(self, run: str, layer: str, channel: int, examples: Iterable[dict]) -> None:
+        """Example rows (inside the caller's transaction); one of the same kind and rank is replaced."""
+        for ex in examples:
+            row = (ex["kind"], ex["rank"], ex["image"], ex["value"], json.dumps(ex.get("box")), ex["file"])
+            self.db.execute(
+                "INSERT OR REPLACE INTO examples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (run, layer, channel, *row)
+            )
 
     def add_scores(self, run: str, layer: str, channel: int, scores: dict[str, float | None], details: dict) -> None:
         """Commit one unit's scores (:data:`SCORE_COLUMNS`; ``None`` where a score does not apply)."""
