@@ -5,7 +5,8 @@ whether they separate channels a person calls clear from noisy ones.
         --no-negative -o CATALOG
     featurevis score CATALOG
     python benchmarks/scores.py CATALOG --picks benchmarks/scores_picks.json \
-        --histograms docs/images/scores_hist.png
+        --histograms docs/images/scores_hist.png --extremes docs/images/scores_extremes.jpg
+    python benchmarks/scores.py CATALOG --shuffled   # the 2AFC with another channel's picture
 
 ``--picks`` names, per layer, the channels picked by eye as ``clear`` and ``noisy`` (before the
 scores were computed). Prints Markdown tables for benchmarks/RESULTS.md.
@@ -36,14 +37,21 @@ def auc(pos: list[float], neg: list[float]) -> float:
 def histogram_sheet(by_layer: dict[str, dict[str, list[float]]], path: Path, bins: int = 20) -> None:
     """One small histogram per (layer, score), drawn with Pillow (no plotting library needed)."""
     keys = [k for k in SCORE_COLUMNS if any(v[k] for v in by_layer.values())]
+    shown = {
+        layer: {
+            k: [math.log10(v) for v in vals if v > 0] if k == "activation_ratio" else vals for k, vals in cols.items()
+        }
+        for layer, cols in by_layer.items()
+    }
     cw, ch, pad = 220, 130, 26
     sheet = Image.new("RGB", (cw * len(keys), (ch + pad) * len(by_layer) + 4), "white")
     draw = ImageDraw.Draw(sheet)
-    for r, (layer, cols) in enumerate(by_layer.items()):
+    for r, (layer, cols) in enumerate(shown.items()):
         for c, key in enumerate(keys):
             vals = cols[key]
             x0, y0 = c * cw, r * (ch + pad)
-            draw.text((x0 + 6, y0 + 4), f"{layer} {LABELS[key]} (n={len(vals)})", fill="black")
+            label = "log10 activation ratio" if key == "activation_ratio" else LABELS[key]
+            draw.text((x0 + 6, y0 + 4), f"{layer} {label} (n={len(vals)})", fill="black")
             if not vals:
                 continue
             lo, hi = min(vals), max(vals)
@@ -62,13 +70,87 @@ def histogram_sheet(by_layer: dict[str, dict[str, list[float]]], path: Path, bin
     sheet.save(path, optimize=True)
 
 
+def extremes_sheet(folders: list[str], score: str, path: Path, n: int = 5) -> None:
+    """Per layer, the ``n`` channels with the highest and the lowest ``score``: each row is the
+    visualization, then its three top crops, then its three bottom crops (what the 2AFC compares)."""
+    from featurevis.catalog.store import CatalogStore
+
+    side, rows = 72, []
+    for folder in folders:
+        with CatalogStore(folder, readonly=True) as store:
+            for run in store.runs():
+                have = store.scores(run["run"])
+                for layer in {key[0] for key in have}:
+                    ranked = sorted((k for k in have if k[0] == layer and have[k][score] is not None),
+                                    key=lambda k: have[k][score], reverse=True)  # fmt: skip
+                    for key in ranked[:n] + ranked[-n:]:
+                        c = store.channel(run["run"], *key)
+                        ex = store.examples(run["run"], *key)
+                        files = [c["vis"], *[e["file"] for e in ex if e["kind"] == "crop"][:3]]
+                        files += [e["file"] for e in ex if e["kind"] == "bottom"][:3]
+                        label = f"{layer}:{key[1]} {LABELS[score]} {have[key][score]:.2f}"
+                        rows.append((label, [Path(folder) / f for f in files]))
+    sheet = Image.new("RGB", (7 * (side + 4) + 4, len(rows) * (side + 18) + 4), "white")
+    draw = ImageDraw.Draw(sheet)
+    for r, (label, files) in enumerate(rows):
+        y = r * (side + 18) + 2
+        draw.text((4, y), label + "   (visualization | top crops | bottom crops)", fill="black")
+        for i, f in enumerate(files):
+            with Image.open(f) as im:
+                sheet.paste(im.convert("RGB").resize((side, side)), (4 + i * (side + 4) + (8 if i > 3 else 0), y + 14))
+    sheet.save(path, quality=80) if path.suffix.lower() in (".jpg", ".jpeg") else sheet.save(path, optimize=True)
+
+
+def shuffled_baseline(folder: str) -> None:
+    """The 2AFC score of each channel with the *next* channel's visualization as its reference:
+    what the score gives a picture of another unit (chance in principle: 0.5)."""
+    from featurevis.catalog import scores as S
+    from featurevis.catalog.build import load_model_spec
+    from featurevis.catalog.store import CatalogStore
+    from featurevis.core.images import load_image
+
+    sim = S.similarity_model()
+    with CatalogStore(folder, readonly=True) as store:
+        for run in store.runs():
+            model = load_model_spec(json.loads(run["settings"])["model"])
+            have = store.scores(run["run"])
+            for layer in sorted({k[0] for k in have}):
+                chans = sorted(k[1] for k in have if k[0] == layer)
+                real, other = [], []
+                for i, c in enumerate(chans):
+                    ex = store.examples(run["run"], layer, c)
+                    top = torch.cat([load_image(Path(folder) / e["file"]) for e in ex if e["kind"] == "crop"])
+                    bottom = torch.cat([load_image(Path(folder) / e["file"]) for e in ex if e["kind"] == "bottom"])
+                    vis = load_image(
+                        Path(folder) / store.channel(run["run"], layer, chans[(i + 1) % len(chans)])["vis"]
+                    )
+                    u = S.score_unit(model, S.unit_objective(layer, c), vis, top=top, bottom=bottom, similarity=sim)
+                    real.append(have[(layer, c)]["mis"])
+                    other.append(u.mis)
+                better = sum(r > o for r, o in zip(real, other, strict=True)) / len(real)
+                print(
+                    f"| {layer} | {len(real)} | {sum(real) / len(real):.3f} | {sum(other) / len(other):.3f} | "
+                    f"{better:.2f} |"
+                )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("catalog")
+    ap.add_argument("catalogs", nargs="+", help="catalog folders (their scored units are pooled)")
     ap.add_argument("--picks", type=Path, help="JSON: {layer: {clear: [...], noisy: [...]}}")
     ap.add_argument("--histograms", type=Path, help="PNG of each score's histogram per layer")
+    ap.add_argument("--extremes", type=Path, help="PNG of the channels with the highest and lowest 2AFC score")
+    ap.add_argument("--shuffled", action="store_true", help="2AFC with another channel's picture as the reference")
     args = ap.parse_args()
-    rows = [r for r in score_rows(args.catalog) if r["scored"]]
+    if args.shuffled:
+        print("| layer | channels | 2AFC, own visualization | 2AFC, next channel's visualization | own > next |")
+        print("|---|---|---|---|---|")
+        for folder in args.catalogs:
+            shuffled_baseline(folder)
+        return
+    if args.extremes:
+        extremes_sheet(args.catalogs, "mis", args.extremes)
+    rows = [r for folder in args.catalogs for r in score_rows(folder) if r["scored"]]
     layers = sorted({r["layer"] for r in rows}, key=lambda n: [int(p) if p.isdigit() else p for p in n.split(".")])
     by_layer = {
         layer: {k: [r[k] for r in rows if r["layer"] == layer and r[k] is not None] for k in SCORE_COLUMNS}
