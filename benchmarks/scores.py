@@ -70,7 +70,7 @@ def histogram_sheet(by_layer: dict[str, dict[str, list[float]]], path: Path, bin
     sheet.save(path, optimize=True)
 
 
-def extremes_sheet(folders: list[str], score: str, path: Path, n: int = 5) -> None:
+def extremes_sheet(folders: list[str], score: str, path: Path, n: int = 4) -> None:
     """Per layer, the ``n`` channels with the highest and the lowest ``score``: each row is the
     visualization, then its three top crops, then its three bottom crops (what the 2AFC compares)."""
     from featurevis.catalog.store import CatalogStore
@@ -98,7 +98,7 @@ def extremes_sheet(folders: list[str], score: str, path: Path, n: int = 5) -> No
         for i, f in enumerate(files):
             with Image.open(f) as im:
                 sheet.paste(im.convert("RGB").resize((side, side)), (4 + i * (side + 4) + (8 if i > 3 else 0), y + 14))
-    sheet.save(path, quality=80) if path.suffix.lower() in (".jpg", ".jpeg") else sheet.save(path, optimize=True)
+    sheet.save(path, quality=60) if path.suffix.lower() in (".jpg", ".jpeg") else sheet.save(path, optimize=True)
 
 
 def shuffled_baseline(folder: str) -> None:
