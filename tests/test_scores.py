@@ -144,6 +144,21 @@ def test_explorer_shows_scores_and_sorts_and_filters_the_grid(catalog):
         assert r.status_code == 400 and text in r.text
 
 
+def test_score_unit_refuses_what_is_not_a_batch_of_images(tiny):
+    objective = O.channel("conv2", 0)
+    for bad, text in [
+        (torch.rand(3, 32, 32), "N×3×H×W"),
+        (torch.rand(1, 1, 32, 32), "N×3×H×W"),
+        (torch.full((1, 3, 32, 32), float("nan")), "finite values in \\[0, 1\\]"),
+        (torch.rand(1, 3, 32, 32) * 255, "finite values"),
+    ]:
+        with pytest.raises(fv.FeaturevisError, match=text):
+            S.score_unit(tiny, objective, bad)
+    with pytest.raises(fv.FeaturevisError, match="top must be"):
+        S.score_unit(tiny, objective, torch.rand(1, 3, 32, 32), top=torch.rand(0, 3, 32, 32))
+    assert S.score_unit(tiny, objective, torch.rand(1, 3, 32, 32)).values() == dict.fromkeys(SCORE_COLUMNS)
+
+
 def test_spearman_ranks_ties_and_constants():
     a = torch.tensor([1.0, 2.0, 3.0, 4.0])
     assert S.spearman(a, a * 10 + 3) == pytest.approx(1.0)

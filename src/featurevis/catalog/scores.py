@@ -205,6 +205,8 @@ def score_unit(
     Returns:
         :class:`UnitScores`; a score whose inputs are missing or do not apply is ``None``.
     """
+    for name, images in [("visualization", visualization), ("diversity", diversity), ("top", top), ("bottom", bottom)]:
+        _check_images(name, images)
     vis = visualization[:1]
     out = UnitScores()
     d = out.details
@@ -247,6 +249,17 @@ def score_unit(
         d["transfer_models"] = probs
         out.transfer = sum(probs.values()) / len(probs)
     return out
+
+
+def _check_images(name: str, images: torch.Tensor | None) -> None:
+    """A batch of RGB images in [0, 1] (or None), else one line: a score of garbage is a guess."""
+    if images is None:
+        return
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3 or not len(images):
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise FeaturevisError(f"{name} must be a batch of RGB images (N×3×H×W), got {shape}")
+    if not torch.isfinite(images).all() or images.min() < 0 or images.max() > 1:
+        raise FeaturevisError(f"{name} must hold finite values in [0, 1]")
 
 
 def _fit(images: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
