@@ -271,6 +271,19 @@ def _cases() -> dict[str, list[str]]:
     for seed in ("1180591620717411303424", "-1"):
         add(f"seed-{seed}", {k: [*v, "--seed", seed] for k, v in COMMON.items()})
     add("port", {"70000": ["serve", "{F}", "--port", "70000"], "0": ["serve", "{F}", "--port", "0"]})
+    # Catalogs to score that are missing or not catalogs, and exports that cannot be written.
+    add(
+        "score",
+        {
+            "missing": ["score", "{F}/no-such-catalog"],
+            "a-file": ["score", "{F}/photo.png"],
+            "empty-database": ["score", "{F}"],
+            "garbage-database": ["score", "{F}/garbage-catalog"],
+            "export-suffix": ["score", "{F}", "--export", "scores.txt"],
+            "export-proc": ["score", "{F}", "--export", "/proc/featurevis-scores.csv"],
+            "export-long-name": ["score", "{F}", "--export", LONG + ".csv"],
+        },
+    )
     # Output paths that cannot be written, refused before any work.
     add("output-long-name", _long_outputs())
     folders = {k: WITH_DEVICE[k] for k in ("demo", "evolve", "catalog", "concepts")}
@@ -358,6 +371,8 @@ def _make_fixtures(f: Path) -> None:
     torch.manual_seed(0)
     StyleNet(TransformNet(4, 1)).save(f / "net.pt")
     (f / DB_NAME).write_bytes(b"")  # serve checks the port before reading the catalog
+    (f / "garbage-catalog").mkdir()
+    (f / "garbage-catalog" / DB_NAME).write_text("not a database\n" * 100)
     (f / "linear.py").write_text("from torch import nn\n\n\ndef build():\n    return nn.Linear(3, 3)\n")
     (f / "rgbd.py").write_text(
         "from torch import nn\n\n\ndef build():\n"

@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported eagerly
     from .catalog.build import BuildReport, build_catalog, load_model_spec
     from .catalog.concepts import ConceptReport, build_concepts, fit_atoms, unit_objective
+    from .catalog.scores import UnitScores, export_scores, score_catalog, score_unit
     from .catalog.store import CatalogStore
     from .core import objectives, transforms
     from .core.engine import NormalizedSGD, RenderResult, optimize
@@ -59,6 +60,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
 _EXPORTS: dict[str, tuple[str, ...]] = {
     ".catalog.build": ("BuildReport", "build_catalog", "load_model_spec"),
     ".catalog.concepts": ("ConceptReport", "build_concepts", "fit_atoms", "unit_objective"),
+    ".catalog.scores": ("UnitScores", "export_scores", "score_catalog", "score_unit"),
     ".catalog.store": ("CatalogStore",),
     ".core": ("objectives", "transforms"),
     ".core.engine": ("NormalizedSGD", "RenderResult", "optimize"),

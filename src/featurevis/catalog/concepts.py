@@ -42,9 +42,9 @@ from ..zoo.hub import RANDOM
 from .build import (
     CatalogSettings,
     ChannelResult,
+    LayerStats,
     ShardResult,
     _examples,
-    _LayerStats,
     _png,
     _safe,
     _store_shard,
@@ -192,7 +192,7 @@ def render_atoms(
     unit_set: str,
     directions: torch.Tensor,
     atoms: Sequence[int],
-    stats: _LayerStats,
+    stats: LayerStats,
     images: torch.Tensor,
 ) -> ShardResult:
     """One shard of atoms: visualization, diversity set, dataset examples, like a channel shard."""
@@ -316,7 +316,7 @@ def build_concepts(
                 run, unit_set, layer, method, dict(settings=fit_settings, figures=figures, cossim_pow=COSSIM_POW),
                 directions.tolist(),
             )  # fmt: skip
-        stats = _LayerStats([maps])
+        stats = LayerStats([maps])
         done = store.done_channels(run, unit_set)
         todo = [a for a in range(k) if a not in done]
         from tqdm.auto import tqdm

@@ -56,7 +56,22 @@ CREATE TABLE IF NOT EXISTS unit_sets (
 CREATE TABLE IF NOT EXISTS atoms (
     run TEXT NOT NULL, unit_set TEXT NOT NULL, atom INTEGER NOT NULL, direction TEXT NOT NULL,
     PRIMARY KEY (run, unit_set, atom));
+CREATE TABLE IF NOT EXISTS scores (
+    run TEXT NOT NULL, layer TEXT NOT NULL, channel INTEGER NOT NULL,
+    activation_ratio REAL, transfer REAL, mis REAL, path REAL, diversity REAL,
+    details TEXT NOT NULL, created REAL NOT NULL, PRIMARY KEY (run, layer, channel));
 """
+
+#: (column, short label, what it means) of each fidelity score of the ``scores`` table, in the
+#: order pages and exports show them (:mod:`.scores` computes them; NULL: not applicable).
+SCORES: tuple[tuple[str, str, str], ...] = (
+    ("activation_ratio", "activation ratio", "objective on the visualization / on the best top example"),
+    ("transfer", "transfer", "other zoo models' probability of the target class (class units only)"),
+    ("mis", "2AFC", "how often the visualization picks a top exemplar over a bottom one (0.5: chance)"),
+    ("path", "path", "Spearman of lower-layer activations, visualization vs top examples"),
+    ("diversity", "diversity", "1 - mean pairwise cosine of the diversity set's Gram matrices"),
+)
+SCORE_COLUMNS = tuple(key for key, _, _ in SCORES)
 
 
 @dataclass
@@ -187,21 +202,36 @@ class CatalogStore:
                     self.db.execute(
                         "DELETE FROM examples WHERE run=? AND layer=? AND channel=?", (run, r.layer, r.channel)
                     )
-                    for ex in r.examples:
-                        self.db.execute(
-                            "INSERT INTO examples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            (
-                                run,
-                                r.layer,
-                                r.channel,
-                                ex["kind"],
-                                ex["rank"],
-                                ex["image"],
-                                ex["value"],
-                                json.dumps(ex.get("box")),
-                                ex["file"],
-                            ),
-                        )
+                    self._insert_examples(run, r.layer, r.channel, r.examples)
+        except sqlite3.Error as e:
+            raise FeaturevisError(f"{self.folder / DB_NAME}: cannot commit ({e})") from None
+
+    def add_examples(self, run: str, layer: str, channel: int, examples: Sequence[dict]) -> None:
+        """Add examples of more kinds (the bottom ones a score needs) to a stored channel, their
+        files already written; the channel's other examples stay."""
+        try:
+            with self._transaction():
+                self._insert_examples(run, layer, channel, examples)
+        except sqlite3.Error as e:
+            raise FeaturevisError(f"{self.folder / DB_NAME}: cannot commit ({e})") from None
+
+    def _insert_examples(self, run: str, layer: str, channel: int, examples: Iterable[dict]) -> None:
+        """Example rows (inside the caller's transaction); one of the same kind and rank is replaced."""
+        for ex in examples:
+            row = (ex["kind"], ex["rank"], ex["image"], ex["value"], json.dumps(ex.get("box")), ex["file"])
+            self.db.execute(
+                "INSERT OR REPLACE INTO examples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (run, layer, channel, *row)
+            )
+
+    def add_scores(self, run: str, layer: str, channel: int, scores: dict[str, float | None], details: dict) -> None:
+        """Commit one unit's scores (:data:`SCORE_COLUMNS`; ``None`` where a score does not apply)."""
+        values = [scores.get(k) for k in SCORE_COLUMNS]
+        try:
+            with self._transaction():
+                self.db.execute(
+                    f"INSERT OR REPLACE INTO scores VALUES (?, ?, ?, {', '.join('?' * len(values))}, ?, ?)",
+                    (run, layer, channel, *values, json.dumps(details), time.time()),
+                )
         except sqlite3.Error as e:
             raise FeaturevisError(f"{self.folder / DB_NAME}: cannot commit ({e})") from None
 
@@ -317,6 +347,28 @@ class CatalogStore:
     def _has_table(self, name: str) -> bool:
         row = self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone()
         return row is not None
+
+    def has_scores_table(self) -> bool:
+        """Whether this catalog has a ``scores`` table (older ones, opened read-only, do not)."""
+        return self._has_table("scores")
+
+    def scores(self, run: str, layer: str | None = None) -> dict[tuple[str, int], sqlite3.Row]:
+        """``{(layer, channel): row}`` of the stored scores of ``run`` (of one ``layer`` if given);
+        empty for a catalog made before scores existed."""
+        if not self.has_scores_table():
+            return {}
+        sql, params = "SELECT * FROM scores WHERE run=?", [run]
+        if layer is not None:
+            sql, params = sql + " AND layer=?", [run, layer]
+        return {(r["layer"], r["channel"]): r for r in self.db.execute(sql, params)}
+
+    def all_channels(self, run: str) -> list[sqlite3.Row]:
+        """Every stored channel of ``run``, in layer order then channel order."""
+        return self.db.execute(
+            "SELECT c.* FROM channels c JOIN layers l ON l.run = c.run AND l.layer = c.layer"
+            " WHERE c.run=? ORDER BY l.position, c.channel",
+            (run,),
+        ).fetchall()
 
     def integrity(self) -> str:
         return self.db.execute("PRAGMA integrity_check").fetchone()[0]

@@ -48,6 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--images", default=None, help="folder of dataset images (default: scikit-image samples)")
     p.add_argument("--no-negative", action="store_true", help="skip the negative images")
     p.add_argument(
+        "--no-scores", action="store_true", help="skip the fidelity scores (compute them later: featurevis score DIR)"
+    )
+    p.add_argument(
         "--ray",
         nargs="?",
         const="local",
@@ -79,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         ray=args.ray,
         ray_num_cpus=args.ray_cpus,
         progress=args.progress,
+        scores=not args.no_scores,
     )
     rate = f" ({report.per_minute:.1f} channels/min)" if report.channels else ""
     print(

@@ -61,6 +61,7 @@ COMMANDS: tuple[Command, ...] = (
         "prior-train", "train a generator prior that inverts a layer of your model (for --prior dgn)", "prior_train"
     ),
     Command("catalog", "build a browsable catalog of every channel of chosen layers", "catalog"),
+    Command("score", "fidelity scores for every unit of a catalog (2AFC, path check, ...), CSV/JSON export", "score"),
     Command("serve", "browse a catalog in the web browser (and render on demand)", "serve"),
 )
 _BY_NAME = {c.name: c for c in COMMANDS}

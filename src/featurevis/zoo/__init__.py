@@ -240,6 +240,17 @@ def zoo_entry(name: str) -> ZooEntry:
     return ZOO[key]
 
 
+def label_peers(name: str) -> list[str]:
+    """The other zoo models that share ``name``'s labels (same classes, same indices) and whose
+    weights are here without a download: the judges of a class visualization's transfer (lite1
+    and lite2 for lite0). Empty for a name outside the zoo."""
+    key = ALIASES.get(name, name)
+    if key not in ZOO:
+        return []
+    labels = ZOO[key].labels
+    return [e.name for e in _ENTRIES if e.name != key and e.labels is labels and e.weights_present()]
+
+
 def load_model(name: str = DEFAULT_MODEL, weights: str | Path | None = None, *, download: bool = True) -> FeatureModel:
     """A model by name, ready to visualize: a zoo model (``efficientnet_lite0``, ``inception_v1``,
     ``vgg19``...), ``timm:NAME`` (any timm model) or ``clip:ARCH[:TAG]`` (open_clip's image tower

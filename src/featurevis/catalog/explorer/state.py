@@ -15,8 +15,11 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from ...core.errors import FeaturevisError, unknown
-from ..store import CatalogStore
+from ..store import SCORES, CatalogStore
 from .jobs import JobQueue, ModelCache
+
+#: Each fidelity score's short label, by column.
+SCORE_LABELS = {key: label for key, label, _ in SCORES}
 
 
 class Problem(Exception):
