@@ -11,6 +11,7 @@ import torch
 
 from featurevis.catalog import concepts
 from featurevis.catalog.concepts import atom_cosines, atoms_objective, build_concepts, fit_atoms, unit_objective
+from featurevis.catalog.scores import score_rows
 from featurevis.catalog.store import CatalogStore
 from featurevis.core.errors import FeaturevisError
 from featurevis.core.sae import train_sae
@@ -142,6 +143,17 @@ def test_atoms_are_browsable_beside_the_channels_resumable_and_idempotent(tmp_pa
     cos = (a * direction.view(1, -1, 1, 1)).sum(1) / direction.norm() / a.norm(dim=1).clamp_min(1e-6)
     expected = ((a * direction.view(1, -1, 1, 1)).sum(1) / direction.norm() * cos.clamp_min(0.1)).flatten(1).mean(1)
     assert torch.allclose(obj(model(x, ["conv2"])), expected, atol=1e-5)
+
+    with CatalogStore(out, readonly=True) as store:  # every atom scored like a channel, bottoms stored
+        scores = store.scores(run)
+        for unit_set, k in (("conv2~nmf4", 4), ("conv2~sae6", 6)):
+            for a in range(k):
+                row = scores[(unit_set, a)]
+                assert row["mis"] is not None and 0 <= row["mis"] <= 1 and row["transfer"] is None
+                assert any(e["kind"] == "bottom" for e in store.examples(run, unit_set, a))
+    exported = {(r["layer"], r["channel"]) for r in score_rows(out)}
+    assert {("conv2~nmf4", 3), ("conv2~sae6", 5), ("conv2", 15)} <= exported
+    assert "2AFC" in client.get(f"/run/{run}/layer/conv2~nmf4/1").text
 
     with pytest.raises(FeaturevisError, match="other settings"):
         _tiny_build(out, crops=5)

@@ -214,7 +214,7 @@ def test_a_class_unit_gets_transfer_from_the_zoo_models_that_share_its_labels(li
     catalog asks lite1 and lite2 for lite0; lite1 alone here); a channel has none (not applicable)."""
     assert label_peers("lite0") == ["efficientnet_lite1", "efficientnet_lite2"]
     cls = 1  # goldfish
-    objective = S.unit_objective("logits", cls)
+    objective = O.class_logit(cls)  # what a catalog unit on the logits pseudo-layer maximizes
     vis = render_objective(lite0, objective, 1, CatalogSettings(model="x", size=96, steps=48), 0).images
     lite1 = fv.load_model("lite1")
     scores = S.score_unit(lite0, objective, vis, target_class=cls, transfer_models=[lite1])

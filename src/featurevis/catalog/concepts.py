@@ -34,7 +34,7 @@ from ..core import objectives as O
 from ..core.engine import resolve_device
 from ..core.errors import FeaturevisError, unknown
 from ..core.factorize import nmf
-from ..core.model import FeatureModel
+from ..core.model import LOGITS, FeatureModel
 from ..core.photos import random_crops
 from ..core.sae import reconstruction_figures, train_sae
 from ..core.samples import Samples, layer_samples
@@ -48,6 +48,7 @@ from .build import (
     _png,
     _safe,
     _store_shard,
+    bottom_examples,
     dataset_digest,
     load_dataset,
     load_model_spec,
@@ -206,6 +207,7 @@ def render_atoms(
     for j, a in enumerate(atoms):
         r = ChannelResult(unit_set, a, _png(vis.images[j]), float(vis.values[j]))
         r.dataset_max, r.examples = _examples(stats, images, a, s.top_k)
+        r.examples += bottom_examples(stats, images, a, s.top_k)  # the 2AFC score's least-weighted crops
         others = torch.cat([cos[j, :a], cos[j, a + 1 :]])
         r.extra = dict(own_cosine=float(cos[j, a]), best_other_cosine=float(others.max()) if len(others) else None)
         results.append(r)
@@ -257,6 +259,7 @@ def build_concepts(
     lr: float = 0.05,
     device: str | None = None,
     progress: bool = True,
+    scores: bool = True,
 ) -> ConceptReport:
     """Fit ``k`` atoms of ``layer`` (``method`` ``"nmf"`` or ``"sae"``) and catalog each like a channel.
 
@@ -322,11 +325,25 @@ def build_concepts(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), desc=f"atoms {unit_set}", unit="atom", disable=not progress, dynamic_ncols=True)
+        scorer = None
+        if scores:
+            from .scores import CatalogScorer, similarity_model
+
+            sim = similarity_model(device=fm.device)
+            scorer = CatalogScorer(store, run, fm, data, similarity=sim, top_k=s.top_k)
         try:
             for i in range(0, len(todo), s.batch):
                 shard = render_atoms(fm, s, layer, unit_set, directions, todo[i : i + s.batch], stats, data)
                 _store_shard(store, run, shard)
+                if scorer is not None:
+                    for a in shard.channels:
+                        scorer.score(unit_set, a)
                 bar.update(len(shard.channels))
+            if scorer is not None:  # atoms a run stopped before scoring
+                have = store.scores(run)
+                for a in range(k):
+                    if (unit_set, a) not in have and a in store.done_channels(run, unit_set):
+                        scorer.score(unit_set, a)
         finally:
             bar.close()
         store.sweep(run)
@@ -339,6 +356,8 @@ def unit_objective(store: CatalogStore, run: str, layer: str, unit: int) -> O.Ob
     activation (``O.channel``), or, where ``layer`` names a set of atoms (``_blocks.8~nmf64``),
     the cosine-weighted direction objective the atom was rendered with. Scores and re-renders
     rebuild any unit the catalog shows from this."""
+    if layer == LOGITS:
+        return O.class_logit(unit)
     row = store.unit_set(run, layer)
     if row is None:
         for r in store.layers(run):

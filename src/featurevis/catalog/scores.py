@@ -64,6 +64,7 @@ from ..core.layers import depth_layers
 from ..core.model import LOGITS, FeatureModel
 from ..zoo import label_peers, load_model
 from .build import LayerStats, _safe, bottom_examples, load_model_spec
+from .concepts import unit_objective
 from .store import SCORE_COLUMNS, SCORES, CatalogStore
 
 #: The network whose features judge perceptual similarity (a second network, not the one scored).
@@ -268,12 +269,6 @@ def _fit(images: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return F.interpolate(images.float(), size=like.shape[-2:], mode="bilinear", antialias=True, align_corners=False)
 
 
-def unit_objective(layer: str, channel: int) -> O.Objective:
-    """The objective a catalog unit's pictures maximize: a class logit on ``logits``, else the
-    channel's mean activation (what :func:`~.build.render_shard` renders)."""
-    return O.class_logit(channel) if layer == LOGITS else O.channel(layer, channel)
-
-
 # -- a catalog -----------------------------------------------------------------------------------
 @dataclass
 class ScoreReport:
@@ -335,13 +330,17 @@ class CatalogScorer:
             raise FeaturevisError(f"{layer}:{channel} is not in catalog run {self.run}")
         examples = self.store.examples(self.run, layer, channel)
         top = [e["file"] for e in examples if e["kind"] == "crop"]
-        bottom = [e["file"] for e in examples if e["kind"] == "bottom"] or self._bottom(layer, channel)
-        if layer not in self._below:
-            self._below[layer] = layers_below(self.model, layer)
+        objective = unit_objective(self.store, self.run, layer, channel)  # a channel, class or atom
+        atoms = self.store.unit_set(self.run, layer)
+        bottom = [e["file"] for e in examples if e["kind"] == "bottom"]
+        if not bottom and atoms is None:  # a channel of a catalog built before bottom examples
+            bottom = self._bottom(layer, channel)
+        if layer not in self._below:  # an atom's path runs below the layer it was fitted in
+            self._below[layer] = layers_below(self.model, atoms["layer"] if atoms else layer)
         is_class = layer == LOGITS
         scores = score_unit(
             self.model,
-            unit_objective(layer, channel),
+            objective,
             self._image(row["vis"]),
             diversity=self._stack(json.loads(row["diversity"])),
             top=self._stack(top),
@@ -500,5 +499,4 @@ __all__ = [
     "score_rows",
     "score_unit",
     "spearman",
-    "unit_objective",
 ]

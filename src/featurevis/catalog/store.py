@@ -363,12 +363,18 @@ class CatalogStore:
         return {(r["layer"], r["channel"]): r for r in self.db.execute(sql, params)}
 
     def all_channels(self, run: str) -> list[sqlite3.Row]:
-        """Every stored channel of ``run``, in layer order then channel order."""
-        return self.db.execute(
+        """Every stored unit of ``run``: the layers' channels in layer order, then each set of
+        concept atoms' atoms in the order the sets were fitted (by unit number within each)."""
+        rows = self.db.execute(
             "SELECT c.* FROM channels c JOIN layers l ON l.run = c.run AND l.layer = c.layer"
             " WHERE c.run=? ORDER BY l.position, c.channel",
             (run,),
         ).fetchall()
+        for u in self.unit_sets(run):
+            rows += self.db.execute(
+                "SELECT * FROM channels WHERE run=? AND layer=? ORDER BY channel", (run, u["unit_set"])
+            ).fetchall()
+        return rows
 
     def integrity(self) -> str:
         return self.db.execute("PRAGMA integrity_check").fetchone()[0]

@@ -39,6 +39,9 @@ def add_catalog_settings(p: argparse.ArgumentParser, unit: str) -> None:
         "--diversity", type=non_negative_int, default=3, help=f"images per {unit} in the diversity set (0: none)"
     )
     p.add_argument("--top-k", type=positive_int, default=6, help=f"dataset examples kept per {unit} (default 6)")
+    p.add_argument(
+        "--no-scores", action="store_true", help="skip the fidelity scores (compute them later: featurevis score DIR)"
+    )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,9 +50,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layers", default="all", help="comma-separated layer names, or all (default)")
     p.add_argument("--images", default=None, help="folder of dataset images (default: scikit-image samples)")
     p.add_argument("--no-negative", action="store_true", help="skip the negative images")
-    p.add_argument(
-        "--no-scores", action="store_true", help="skip the fidelity scores (compute them later: featurevis score DIR)"
-    )
     p.add_argument(
         "--ray",
         nargs="?",

@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         progress=args.progress,
+        scores=not args.no_scores,
     )
     f = r.figures
     fit = "fitted" if r.fitted else "found in the catalog"
