@@ -2,11 +2,18 @@
 
     python benchmarks/quality.py [--out /tmp/fv-quality] [render options; default: render's defaults]
     python benchmarks/quality.py --prior dgn --generator prior.pt [--restarts N]   # DGN-AM renders
+    python benchmarks/quality.py --curve 64,128,192,256,384,512 [--classes N]    # time to quality
 
 The protocol of ../shared/REFERENCE.md (Fel et al. 2023's transferability): 20 seeded ImageNet
 classes are rendered on lite0 at 224 px with the given settings, saved as 8-bit images, and
 classified by lite1 and lite2 after a bilinear antialiased resize to their input size. The
 "degraded" judges see a 3x3 box-blurred, 112 px copy first: only coarse structure survives it.
+
+``--curve`` makes time to quality the headline: one render per batch runs to the largest step
+count and keeps snapshots at the others (a constant learning rate, so a snapshot at k steps is
+what a k-step render gives), and each snapshot is judged. Seconds are the render's seconds per
+image scaled by steps (a step costs the same throughout); floor-steps divide them by the
+truncated frozen floor at 224 px batch 1 measured in the same run (../shared/REFERENCE.md).
 """
 
 from __future__ import annotations
@@ -67,6 +74,60 @@ def render_classes(
     return torch.cat(out), time.perf_counter() - t0
 
 
+def judged(lite0: fv.FeatureModel, judges: dict[str, fv.FeatureModel], images, classes) -> dict:
+    """The 8-bit images' figures for lite0 and every judge, plain and degraded."""
+    images = quantize(images)
+    report = {"lite0": judge(lite0, images, classes)}
+    for name, judge_model in judges.items():
+        report[name] = judge(judge_model, images, classes)
+        report[name + " degraded"] = judge(judge_model, degrade(images), classes)
+    return report
+
+
+def floor_seconds(repeats: int = 3) -> float:
+    """The truncated frozen floor (lite0 stopped after _blocks.8, input gradient only) at 224 px b1."""
+    from featurevis.zoo import efficientnet_lite
+    from speed import floor_fn, time_steps
+
+    sd = torch.load(efficientnet_lite.weights_path("efficientnet_lite0"), weights_only=True)
+    net = efficientnet_lite.EfficientNetLite.from_state_dict(sd).eval()
+    return time_steps(floor_fn(net, "_blocks.8", 12, 1, 224, trainable=False), 16, repeats)
+
+
+def curve(args, lite0: fv.FeatureModel, classes: list[int], options: dict) -> None:
+    """Fidelity against steps, seconds and floor-steps per image, from one render's snapshots."""
+    points = sorted({int(k) for k in args.curve.split(",")})
+    options = {**options, "steps": points[-1]}
+    shots: dict[int, list[torch.Tensor]] = {k: [] for k in points}
+    t0 = time.perf_counter()
+    for start in range(0, len(classes), args.batch):
+        chunk = classes[start : start + args.batch]
+        obj = sum(O.class_logit(c, batch=i) for i, c in enumerate(chunk))
+        r = fv.render(lite0, obj, batch=len(chunk), seed=args.seed, progress=False, snapshots=points, **options)
+        for k in points:
+            shots[k].append(r.snapshots.get(k, r.images))
+    per_image = (time.perf_counter() - t0) / len(classes)
+    floor = floor_seconds()
+    judges = {name: fv.load_model(name) for name in ("efficientnet_lite1", "efficientnet_lite2")}
+    print(f"floor (224 px b1, truncated, frozen): {floor * 1000:.0f} ms; {len(classes)} classes, batch {args.batch}")
+    print("| steps | s/image | floor-steps/image | lite1 / lite2 mean p | min p | degraded top-1 | degraded mean p |")
+    print("|---|---|---|---|---|---|---|")
+    rows = []
+    for k in points:
+        rep = judged(lite0, judges, torch.cat(shots[k]), classes)
+        secs = per_image * k / points[-1]
+        l1, l2 = rep["efficientnet_lite1"], rep["efficientnet_lite2"]
+        d1, d2 = rep["efficientnet_lite1 degraded"], rep["efficientnet_lite2 degraded"]
+        rows.append(dict(steps=k, seconds=secs, floor_steps=secs / floor, report=rep))
+        print(
+            f"| {k} | {secs:.1f} | {secs / floor:.0f} | {l1['mean_p']:.3f} / {l2['mean_p']:.3f} "
+            f"| {min(l1['min_p'], l2['min_p']):.2f} | {d1['top1']:.0%} / {d2['top1']:.0%} "
+            f"| {d1['mean_p']:.2f} / {d2['mean_p']:.2f} |"
+        )
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "curve.json").write_text(json.dumps(dict(floor_seconds=floor, rows=rows), indent=1))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int)
@@ -84,6 +145,7 @@ def main() -> None:
     ap.add_argument("--classes", type=int, default=len(CLASSES), help="use the first N classes")
     ap.add_argument("--out", type=Path, default=Path("/tmp/fv-quality"))
     ap.add_argument("--label", default="featurevis defaults")
+    ap.add_argument("--curve", help="comma-separated step counts: fidelity against steps and seconds")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     classes = CLASSES[: args.classes]
@@ -94,20 +156,21 @@ def main() -> None:
     gen = fv.load_generator(args.generator) if args.prior == "dgn" else None
     if gen is None:
         options["size"] = args.size
+    if args.curve:
+        if gen is not None:
+            raise SystemExit("--curve renders with the Fourier default; leave out --prior")
+        return curve(args, lite0, classes, options)
     images, seconds = render_classes(lite0, classes, args.batch, gen, seed=args.seed, progress=False, **options)
     images = quantize(images)
     args.out.mkdir(parents=True, exist_ok=True)
     fv.save_image(images, args.out / "grid.png")
+    judges = {name: fv.load_model(name) for name in ("efficientnet_lite1", "efficientnet_lite2")}
     report = {
         "label": args.label,
         "settings": {k: str(v) for k, v in vars(args).items()},
         "seconds_per_image": seconds / len(classes),
-        "lite0": judge(lite0, images, classes),
+        **judged(lite0, judges, images, classes),
     }
-    for name in ("efficientnet_lite1", "efficientnet_lite2"):
-        judge_model = fv.load_model(name)
-        report[name] = judge(judge_model, images, classes)
-        report[name + " degraded"] = judge(judge_model, degrade(images), classes)
     (args.out / "report.json").write_text(json.dumps(report, indent=1))
     r = report
     l1, l2, d1, d2 = (

@@ -78,6 +78,9 @@ def _image_readers(path: str) -> dict[str, list[str]]:
         "style-apply": ["style-apply", "{F}/net.pt", path, "-o", "out.png"],
         "fool": ["fool", path, *SMALL, "-o", "out.png"],
         "saliency": ["saliency", path, "--samples", "1", "--size", "32", "-o", "out.png"],
+        "caricature": ["caricature", path, *SMALL, "-o", "out.png"],
+        "accentuate": ["accentuate", path, "_blocks.8:1", *SMALL, "-o", "out.png"],
+        "attribute": ["attribute", path, "--steps", "1", "--size", "32", "--vis-steps", "0", "-o", "out.png"],
     }
 
 
@@ -86,6 +89,7 @@ def _folder_readers(path: str) -> dict[str, list[str]]:
         "style-train": ["style-train", PHOTO, "--images", path, *SMALL, "--batch", "1", "--width", "4", "-o", "n.pt"],
         "prior-train": ["prior-train", "--layer", "_blocks.2", "--images", path, *SMALL, "--batch", "1", "-o", "p.pt"],
         "catalog": ["catalog", "build", "--images", path, "--layers", "_blocks.0", *SMALL, "-o", "cat"],
+        "concepts": ["concepts", "-l", "_blocks.8", "--k", "2", "--images", path, *SMALL, "-o", "cat"],
     }
 
 
@@ -110,8 +114,13 @@ COMMON = {
     "fool": ["fool", PHOTO, *SMALL, "-o", "out.png"],
     "evolve": ["evolve", "-c", "1", "--generations", "1", "--population", "2", "--size", "32", "-o", "ev"],
     "saliency": ["saliency", PHOTO, "--samples", "1", "--size", "32", "-o", "out.png"],
+    "caricature": ["caricature", PHOTO, "-l", "_blocks.2", *SMALL, "-o", "out.png"],
+    "accentuate": ["accentuate", PHOTO, "_blocks.8:1", *SMALL, "-o", "out.png"],
+    "attribute": ["attribute", PHOTO, "--steps", "1", "--size", "32", "--vis-steps", "0", "-o", "out.png"],
     "prior-train": ["prior-train", "--layer", "_blocks.2", *SMALL, "--batch", "1", "--width", "8", "-o", "p.pt"],
     "catalog": ["catalog", "build", "--layers", "_blocks.0", *SMALL, "--diversity", "0", "-o", "cat"],
+    "concepts": ["concepts", "-l", "_blocks.8", "--k", "2", "--crops", "0", *SMALL, "--diversity", "0", "-o", "cat"],
+    "sanity": ["sanity", "randomize", "_blocks.8:1", *SMALL, "-o", "out.png"],
 }
 WITH_DEVICE = {**COMMON, "style-apply": ["style-apply", "{F}/net.pt", PHOTO, "-o", "out.png"]}
 #: Each command's -o (or its default output) given an over-long name; folder outputs included.
@@ -149,6 +158,9 @@ def _cases() -> dict[str, list[str]]:
             "evolve": ["evolve", "-c", "1", "--generations", "1", "--population", "2", "--size", "100000", "-o", "e"],
             "prior-train": ["prior-train", "--layer", "_blocks.2", "--steps", "1", "--size", "100000", "-o", "p.pt"],
             "catalog": ["catalog", "build", "--layers", "_blocks.0", "--steps", "1", "--size", "100000", "-o", "c"],
+            "concepts": ["concepts", "-l", "_blocks.8", "--steps", "1", "--size", "100000", "-o", "c"],
+            "concepts-batch": ["concepts", "-l", "_blocks.8", "--steps", "1", "--batch", "100000", "-o", "c"],
+            "sanity": ["sanity", "randomize", "_blocks.8:1", "--steps", "1", "--size", "100000", "-o", "o.png"],
             "render-save-size": ["render", "_blocks.8:1", *SMALL, "--param", "cppn", "--save-size", "100000"],
             "evolve-save-size": ["evolve", "-c", "1", "--generations", "1", "--population", "2", "--size", "32",
                                  "--save-size", "100000", "-o", "e"],
@@ -157,6 +169,8 @@ def _cases() -> dict[str, list[str]]:
             "prior-train-batch": ["prior-train", "--layer", "_blocks.2", *SMALL, "--batch", "100000", "-o", "p.pt"],
             "catalog-batch": ["catalog", "build", "--layers", "_blocks.0", "--steps", "1", "--batch", "100000",
                               "-o", "c"],
+            "caricature": ["caricature", PHOTO, "--steps", "1", "--size", "100000", "-o", "out.png"],
+            "accentuate": ["accentuate", PHOTO, "_blocks.8:1", "--steps", "1", "--size", "100000", "-o", "out.png"],
         },
     )  # fmt: skip
     # Broken images, folders of images and checkpoints, for every command that reads one.
@@ -187,6 +201,12 @@ def _cases() -> dict[str, list[str]]:
             "dream-layer-weight-inf": ["dream", PHOTO, "-l", "_blocks.8=1e999", "--octaves", "1", "--steps", "1"],
             "fool-eps-1e308-l2": ["fool", PHOTO, *SMALL, "--eps", "1e308", "--norm", "l2", "-o", "out.png"],
             "fool-eps-inf": ["fool", PHOTO, *SMALL, "--eps", "inf", "-o", "out.png"],
+            "caricature-cossim-pow-nan": ["caricature", PHOTO, *SMALL, "--cossim-pow", "nan", "-o", "out.png"],
+            "caricature-cossim-pow-negative": ["caricature", PHOTO, *SMALL, "--cossim-pow", "-1", "-o", "out.png"],
+            "caricature-lr-1e308": ["caricature", PHOTO, *SMALL, "--lr", "1e308", "-o", "out.png"],
+            "accentuate-reg-nan": ["accentuate", PHOTO, "_blocks.8:1", *SMALL, "--reg", "nan", "-o", "out.png"],
+            "accentuate-reg-inf": ["accentuate", PHOTO, "_blocks.8:1", *SMALL, "--reg", "inf", "-o", "out.png"],
+            "accentuate-reg-overshoot": ["accentuate", PHOTO, "_blocks.8:1", *SMALL, "--reg", "1e6", "-o", "out.png"],
         },
     )
     # Neuron positions outside the layer's map, and a channel left out after ':'.
@@ -199,6 +219,50 @@ def _cases() -> dict[str, list[str]]:
             "render-trailing-colon": ["render", "_blocks.8:", *SMALL, "-o", "out.png"],
             "dream-trailing-colon": ["dream", PHOTO, "-l", "_blocks.8:", "--octaves", "1", "--steps", "1"],
             "dream-empty-layer-list": ["dream", PHOTO, "-l", ",,,", "--octaves", "1", "--steps", "1"],
+            "render-direction-missing": ["render", "_blocks.8:direction={F}/missing.npy", *SMALL, "-o", "out.png"],
+            "render-direction-length": ["render", "_blocks.8:direction={F}/dir3.txt", *SMALL, "-o", "out.png"],
+            "render-direction-nan": ["render", "_blocks.8:direction={F}/dirnan.txt", *SMALL, "-o", "out.png"],
+            "render-direction-power": ["render", "_blocks.8:direction={F}/dir3.txt^x", *SMALL, "-o", "out.png"],
+            "render-direction-format": ["render", "_blocks.8:direction={F}/photo.png", *SMALL, "-o", "out.png"],
+            "caricature-unknown-layer": ["caricature", PHOTO, "-l", "_blocks.99", *SMALL, "-o", "out.png"],
+            "caricature-empty-layer-list": ["caricature", PHOTO, "-l", ",,", *SMALL, "-o", "out.png"],
+            "caricature-layer-weight": ["caricature", PHOTO, "-l", "_blocks.2=0.5", *SMALL, "-o", "out.png"],
+            "caricature-bad-init": ["caricature", PHOTO, "--init", "zeros", *SMALL, "-o", "out.png"],
+            "accentuate-malformed-target": ["accentuate", PHOTO, "_blocks.8:x", *SMALL, "-o", "out.png"],
+            "accentuate-unknown-layer": ["accentuate", PHOTO, "_blocks.99:1", *SMALL, "-o", "out.png"],
+            "accentuate-unknown-class": ["accentuate", PHOTO, 'class:"no such class"', *SMALL, "-o", "out.png"],
+            "accentuate-channel-999": ["accentuate", PHOTO, "_blocks.8:999", *SMALL, "-o", "out.png"],
+            "accentuate-neuron-999": ["accentuate", PHOTO, "_blocks.8:1@999,999", *SMALL, "-o", "out.png"],
+            "accentuate-trailing-colon": ["accentuate", PHOTO, "_blocks.8:", *SMALL, "-o", "out.png"],
+        },
+    )
+    # Attribution: layers it cannot read a map from, targets it cannot parse, counts out of range.
+    attr = ["attribute", PHOTO, "--steps", "1", "--size", "32", "--vis-steps", "0", "-o", "out.png"]
+    add(
+        "attribute",
+        {
+            "unknown-layer": [*attr, "-l", "_blocks.99"],
+            "layer-not-spatial": [*attr, "-l", "_fc"],
+            "layer-logits": [*attr, "-l", "logits"],
+            "layer-after-target": [*attr, "_blocks.4:1", "-l", "_blocks.8"],
+            "target-trailing-colon": [*attr, "_blocks.8:"],
+            "target-unknown-class": [*attr, "class:unicorn"],
+            "target-channel-999": [*attr, "_blocks.8:999"],
+            "top-0": [*attr, "--top", "0"],
+            "top-too-many": [*attr, "--top", "500"],
+            "top-not-a-number": [*attr, "--top", "many"],
+            "method-unknown": [*attr, "--method", "occlusion"],
+            "baseline-unknown": [*attr, "--baseline", "white"],
+            "catalog-not-a-catalog": [*attr, "--catalog", "{F}/folder.png"],
+        },
+    )
+    # An RGB photo for a 4-channel (RGB + depth) model: nothing to make the fourth channel from.
+    add(
+        "channels",
+        {
+            "dream-rgbd": ["dream", PHOTO, "-m", "{F}/rgbd.py:build", "-l", "0", "--octaves", "1", "--steps", "1"],
+            "fool-rgbd": ["fool", PHOTO, "-m", "{F}/rgbd.py:build", *SMALL, "-o", "out.png"],
+            "saliency-rgbd": ["saliency", PHOTO, "-m", "{F}/rgbd.py:build", "--samples", "1", "-o", "out.png"],
         },
     )
     # Flags the parser would accept but the library cannot use.
@@ -207,9 +271,22 @@ def _cases() -> dict[str, list[str]]:
     for seed in ("1180591620717411303424", "-1"):
         add(f"seed-{seed}", {k: [*v, "--seed", seed] for k, v in COMMON.items()})
     add("port", {"70000": ["serve", "{F}", "--port", "70000"], "0": ["serve", "{F}", "--port", "0"]})
+    # Catalogs to score that are missing or not catalogs, and exports that cannot be written.
+    add(
+        "score",
+        {
+            "missing": ["score", "{F}/no-such-catalog"],
+            "a-file": ["score", "{F}/photo.png"],
+            "empty-database": ["score", "{F}"],
+            "garbage-database": ["score", "{F}/garbage-catalog"],
+            "export-suffix": ["score", "{F}", "--export", "scores.txt"],
+            "export-proc": ["score", "{F}", "--export", "/proc/featurevis-scores.csv"],
+            "export-long-name": ["score", "{F}", "--export", LONG + ".csv"],
+        },
+    )
     # Output paths that cannot be written, refused before any work.
     add("output-long-name", _long_outputs())
-    folders = {k: WITH_DEVICE[k] for k in ("demo", "evolve", "catalog")}
+    folders = {k: WITH_DEVICE[k] for k in ("demo", "evolve", "catalog", "concepts")}
     for where in ("{F}/photo.png", "/proc/featurevis-out", "/sys/featurevis-out"):
         tag = {"{F}/photo.png": "a-file", "/proc/featurevis-out": "proc", "/sys/featurevis-out": "sys"}[where]
         add(f"output-folder-{tag}", {k: [*v[: v.index("-o") + 1], where] for k, v in folders.items()})
@@ -219,6 +296,28 @@ def _cases() -> dict[str, list[str]]:
             "prior-train": [*COMMON["prior-train"][:-1], "{F}/folder.pt"],
             "style-train": [*COMMON["style-train"][:-1], "{F}/folder.pt"],
             "render": [*COMMON["render"][:-1], "{F}/folder.png"],
+        },
+    )
+    # Concept atoms and sanity checks given what they cannot fit or check.
+    atoms = ["concepts", *SMALL, "--diversity", "0", "-o", "cat"]
+    add(
+        "concepts",
+        {
+            "unknown-layer": [*atoms, "-l", "_blocks.99"],
+            "k-0": [*atoms, "-l", "_blocks.8", "--k", "0"],
+            "k-too-large": [*atoms, "-l", "_blocks.8", "--k", "1000"],
+            "sae-k-too-large": [*atoms, "-l", "_blocks.8", "--method", "sae", "--k", "100000"],
+            "sae-topk-too-large": [*atoms, "-l", "_blocks.8", "--method", "sae", "--k", "4", "--active", "5"],
+            "unknown-method": [*atoms, "-l", "_blocks.8", "--method", "pca"],
+            "no-positions": [*atoms, "-l", "logits"],
+            "no-positions-fc": [*atoms, "-l", "_fc"],
+            "sanity-unknown-layer": ["sanity", "randomize", "_blocks.99:1", *SMALL, "-o", "out.png"],
+            "sanity-unknown-channel": ["sanity", "randomize", "_blocks.8:9999", *SMALL, "-o", "out.png"],
+            "sanity-stages-0": ["sanity", "randomize", "_blocks.8:1", "--stages", "0", *SMALL, "-o", "out.png"],
+            "sanity-transforms": ["sanity", "transforms", "_blocks.8:1", "--transforms", "jiggle", *SMALL],
+            "sanity-reference": ["sanity", "transforms", "_blocks.8:1", "--reference", "jiggle", *SMALL],
+            "sanity-draws-0": ["sanity", "transforms", "_blocks.8:1", "--draws", "0", *SMALL],
+            "sanity-unknown-check": ["sanity", "explain", "_blocks.8:1", *SMALL],
         },
     )
     # A model that does not take images.
@@ -272,7 +371,15 @@ def _make_fixtures(f: Path) -> None:
     torch.manual_seed(0)
     StyleNet(TransformNet(4, 1)).save(f / "net.pt")
     (f / DB_NAME).write_bytes(b"")  # serve checks the port before reading the catalog
+    (f / "garbage-catalog").mkdir()
+    (f / "garbage-catalog" / DB_NAME).write_text("not a database\n" * 100)
     (f / "linear.py").write_text("from torch import nn\n\n\ndef build():\n    return nn.Linear(3, 3)\n")
+    (f / "rgbd.py").write_text(
+        "from torch import nn\n\n\ndef build():\n"
+        "    return nn.Sequential(nn.Conv2d(4, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))\n"
+    )
+    (f / "dir3.txt").write_text("1 2 3\n")
+    (f / "dirnan.txt").write_text(" ".join(["nan"] * 3) + "\n")
 
 
 def _listing(folder: Path) -> dict[str, tuple[int, int]]:
@@ -456,3 +563,25 @@ def test_an_l2_budget_larger_than_any_distance_is_refused_and_nan_is_never_succe
         fv.attack(tiny, photo, eps=1e308, norm="l2", steps=1, progress=False)
     nan = AttackResult(photo * float("nan"), photo, 0, 0.5, 1, float("nan"), None, None, 0.1, "l2", "pgd")
     assert not nan.success
+
+
+def test_caricature_and_accentuate_refuse_bad_input_before_work(tiny, tmp_path):
+    photo = torch.rand(1, 3, 32, 32)
+    missing = tmp_path / "missing.png"
+    cases = {
+        "missing photo": lambda: fv.caricature(tiny, missing, "conv2"),
+        "unknown layer": lambda: fv.caricature(tiny, photo, "conv9"),
+        "no default layer": lambda: fv.caricature(tiny, photo),
+        "layer weights": lambda: fv.caricature(tiny, photo, "conv2=0.5"),
+        "bad init": lambda: fv.caricature(tiny, photo, "conv2", init="zeros"),
+        "NaN cossim_pow": lambda: fv.caricature(tiny, photo, "conv2", cossim_pow=float("nan")),
+        "missing photo (accentuate)": lambda: fv.accentuate(tiny, missing, "conv2:1"),
+        "channel out of range": lambda: fv.accentuate(tiny, photo, "conv2:99"),
+        "malformed target": lambda: fv.accentuate(tiny, photo, "conv2:x"),
+        "NaN reg": lambda: fv.accentuate(tiny, photo, "conv2:1", reg=float("nan")),
+    }
+    for what, call in cases.items():
+        with pytest.raises(fv.FeaturevisError) as e:
+            call()
+        assert "\n" not in str(e.value), what
+    assert not missing.exists()

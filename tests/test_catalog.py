@@ -58,7 +58,7 @@ def test_build_stores_every_channel_and_resumes_nothing_twice(tmp_path, one_thre
         assert c["activation"] > c["negative_activation"]
         assert c["dataset_max"] > 0
         kinds = [e["kind"] for e in store.examples(report.run, "conv2", 5)]
-        assert kinds == ["crop", "crop", "image", "image"]
+        assert kinds == ["bottom", "bottom", "crop", "crop", "image", "image"]  # bottom: for the scores
         files = [c["vis"], c["negative"], *json.loads(c["diversity"])]
         for rel in files + [e["file"] for e in store.examples(report.run, "conv2", 5)]:
             with Image.open(out / rel) as im:
@@ -70,9 +70,12 @@ def test_build_stores_every_channel_and_resumes_nothing_twice(tmp_path, one_thre
     assert changed.run != report.run and changed.channels == 16  # new settings: rendered anew
 
 
-def test_batched_shard_renders_each_channel_in_its_own_image(one_thread):
+def test_batched_shard_renders_each_channel_in_its_own_image(one_thread, monkeypatch):
+    # the shard's seed comes from the settings hash, which holds TINY's absolute path: fixed here,
+    # so where the checkout lies cannot decide the (narrow) margins below
+    monkeypatch.setattr(CatalogSettings, "shard_seed", lambda self, layer, first: 0)
     model = load_model_spec(TINY)
-    s = CatalogSettings(model=TINY, size=32, steps=40, diversity=0, negative=False)
+    s = CatalogSettings(model=TINY, size=32, steps=96, diversity=0, negative=False)
     shard = render_shard(model, s, "conv3", [1, 7])
     acts = {}
     for r in shard.results:

@@ -231,6 +231,11 @@ def test_browse_and_render_in_headless_chromium(server, catalog):
         page.wait_for_function("document.getElementById('result').complete")
         assert page.eval_on_selector("#result", "i => i.naturalWidth") == 64
         assert page.eval_on_selector("#bar", "b => b.value") == 60
+        page.goto(server + f"/run/{run}/layer/conv3")  # the grid sorted by a fidelity score
+        page.select_option("#sort-form select[name=sort]", "mis")  # applies at once (explorer.js)
+        page.wait_for_url("**sort=mis**")
+        mis = page.eval_on_selector_all(".tile", "ts => ts.map(t => parseFloat(t.dataset.mis))")
+        assert len(mis) == 16 and mis == sorted(mis, reverse=True)
         browser.close()
 
 

@@ -8,7 +8,8 @@ from PIL import Image
 
 import featurevis as fv
 from featurevis.cli import main
-from featurevis.recipes.saliency import _zero_point, colorize, preconditioned
+from featurevis.core.heatmaps import colorize
+from featurevis.recipes.saliency import _zero_point, preconditioned
 
 # Boxes on scikit-image's chelsea (451×300), as fractions (x0, y0, x1, y1): the cat's face
 # (eyes, nose, mouth) and a strip of background at the right edge.

@@ -18,10 +18,12 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported eagerly
     from .catalog.build import BuildReport, build_catalog, load_model_spec
+    from .catalog.concepts import ConceptReport, build_concepts, fit_atoms, unit_objective
+    from .catalog.scores import UnitScores, export_scores, score_catalog, score_unit
     from .catalog.store import CatalogStore
     from .core import objectives, transforms
     from .core.engine import NormalizedSGD, RenderResult, optimize
-    from .core.errors import FeaturevisError
+    from .core.errors import FeaturevisError, FeaturevisNote
     from .core.generators import (
         Generator,
         UpconvGenerator,
@@ -37,7 +39,10 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from .core.params.cppn import CPPNGenome, CPPNImage
     from .core.params.maco import MacoImage, natural_spectrum
     from .core.targets import parse_target
+    from .recipes.accentuate import AccentuationResult, accentuate
     from .recipes.attack import AttackResult, attack
+    from .recipes.attribution import AttributionResult, attribute
+    from .recipes.caricature import CaricatureResult, caricature
     from .recipes.dgn import dgn, encode_images
     from .recipes.dream import DreamResult, dream, dream_zoom
     from .recipes.evolve import EvolveResult, evolve
@@ -46,6 +51,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from .recipes.prior_train import train_prior
     from .recipes.render import interpolate, render
     from .recipes.saliency import SaliencyResult, saliency
+    from .recipes.sanity import RandomizationResult, TransformCheckResult, randomization_check, transform_check
     from .recipes.style import StyleResult, style_transfer
     from .zoo import ZOO, ZooEntry, as_model, imagenet_labels, inception_v1_labels, load_model
 
@@ -53,10 +59,12 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
 #: module (relative to this package) -> the public names it provides.
 _EXPORTS: dict[str, tuple[str, ...]] = {
     ".catalog.build": ("BuildReport", "build_catalog", "load_model_spec"),
+    ".catalog.concepts": ("ConceptReport", "build_concepts", "fit_atoms", "unit_objective"),
+    ".catalog.scores": ("UnitScores", "export_scores", "score_catalog", "score_unit"),
     ".catalog.store": ("CatalogStore",),
     ".core": ("objectives", "transforms"),
     ".core.engine": ("NormalizedSGD", "RenderResult", "optimize"),
-    ".core.errors": ("FeaturevisError",),
+    ".core.errors": ("FeaturevisError", "FeaturevisNote"),
     ".core.generators": (
         "Generator",
         "UpconvGenerator",
@@ -72,7 +80,10 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".core.params.cppn": ("CPPNGenome", "CPPNImage"),
     ".core.params.maco": ("MacoImage", "natural_spectrum"),
     ".core.targets": ("parse_target",),
+    ".recipes.accentuate": ("AccentuationResult", "accentuate"),
     ".recipes.attack": ("AttackResult", "attack"),
+    ".recipes.caricature": ("CaricatureResult", "caricature"),
+    ".recipes.attribution": ("AttributionResult", "attribute"),
     ".recipes.dgn": ("dgn", "encode_images"),
     ".recipes.dream": ("DreamResult", "dream", "dream_zoom"),
     ".recipes.evolve": ("EvolveResult", "evolve"),
@@ -81,6 +92,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".recipes.prior_train": ("train_prior",),
     ".recipes.render": ("interpolate", "render"),
     ".recipes.saliency": ("SaliencyResult", "saliency"),
+    ".recipes.sanity": ("RandomizationResult", "TransformCheckResult", "randomization_check", "transform_check"),
     ".recipes.style": ("StyleResult", "style_transfer"),
     ".zoo": ("ZOO", "ZooEntry", "as_model", "imagenet_labels", "inception_v1_labels", "load_model"),
 }

@@ -20,7 +20,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from ..core import objectives as O
 from ..core.engine import RenderResult, resolve_device
 from ..core.errors import FeaturevisError
-from ..core.images import to_pil
+from ..core.images import for_channels, to_pil
 from ..core.model import FeatureModel
 from ..core.photos import named_folder, named_sample_photos
 from ..core.visualize import visualize
@@ -216,6 +216,7 @@ class ChannelResult:
     negative_activation: float | None = None
     dataset_max: float | None = None
     examples: list[dict] = field(default_factory=list)  # kind, rank, image, value, box, png (crops)
+    extra: dict = field(default_factory=dict)  # further figures for the unit's page (an atom's cosines)
 
 
 @dataclass
@@ -270,56 +271,80 @@ def shard_steps(s: CatalogSettings) -> int:
     return s.steps * (1 + (s.diversity > 0) + s.negative)
 
 
-class _LayerStats:
-    """Per-channel activations of the dataset at one layer (mean and max per image, argmax)."""
+class LayerStats:
+    """Per-unit summaries of the dataset's maps (N×C×h×w, given in chunks of images): mean, max
+    and min per image, and where the max and min are (top and bottom examples). Channels of a
+    layer and atoms of a factorization (their weight maps) are summarized alike, so their
+    dataset examples are chosen the same way."""
 
-    def __init__(self, model: FeatureModel, layer: str, images: torch.Tensor):
-        means, maxes, where = [], [], []
-        with torch.no_grad():
-            for chunk in images.split(8):
-                a = model(chunk.to(model.device), [layer])[layer].float().cpu()
-                flat = a.flatten(2)
-                means.append(flat.mean(2))
-                m, idx = flat.max(2)
-                maxes.append(m)
-                where.append(idx)
+    def __init__(self, maps: Iterable[torch.Tensor]):
+        means, maxes, where, mins, where_min = [], [], [], [], []
+        for a in maps:
+            flat = a.flatten(2)
+            means.append(flat.mean(2))
+            m, idx = flat.max(2)
+            maxes.append(m)
+            where.append(idx)
+            m, idx = flat.min(2)
+            mins.append(m)
+            where_min.append(idx)
+            self.hw = tuple(a.shape[-2:])
         self.mean = torch.cat(means)  # N×C
         self.max = torch.cat(maxes)  # N×C
         self.argmax = torch.cat(where)  # N×C (flat index into h×w)
-        self.hw = tuple(a.shape[-2:])
+        self.min = torch.cat(mins)  # N×C: the least-activating position of each image (bottom examples)
+        self.argmin = torch.cat(where_min)
+
+    @classmethod
+    def of_layer(cls, model: FeatureModel, layer: str, images: torch.Tensor) -> LayerStats:
+        def maps() -> Iterator[torch.Tensor]:
+            with torch.no_grad():
+                for chunk in images.split(8):
+                    yield model(chunk.to(model.device), [layer])[layer].float().cpu()
+
+        return cls(maps())
 
 
 _MODELS: dict[tuple[str, str | None], FeatureModel] = {}
-_STATS: dict[tuple[str, str], _LayerStats] = {}
+_STATS: dict[tuple[str, str], LayerStats] = {}
 
 
-def _examples(stats: _LayerStats, images: torch.Tensor, ch: int, k: int) -> tuple[float, list[dict]]:
+def _examples(stats: LayerStats, images: torch.Tensor, ch: int, k: int) -> tuple[float, list[dict]]:
     """Top-k whole images (by mean activation) and top-k crops around each image's peak."""
-    n, side = images.shape[0], images.shape[-1]
-    k = min(k, n)
+    k = min(k, images.shape[0])
     out: list[dict] = []
     for rank, i in enumerate(stats.mean[:, ch].argsort(descending=True)[:k].tolist()):
         out.append(dict(kind="image", rank=rank, image=i, value=float(stats.mean[i, ch]), box=None))
+    for rank, i in enumerate(stats.max[:, ch].argsort(descending=True)[:k].tolist()):
+        out.append(_crop(stats, images, "crop", rank, i, int(stats.argmax[i, ch]), float(stats.max[i, ch])))
+    return float(stats.max[:, ch].max()), out
+
+
+def bottom_examples(stats: LayerStats, images: torch.Tensor, ch: int, k: int) -> list[dict]:
+    """The ``k`` least-activating crops (kind ``bottom``): around each image's lowest position,
+    from the images whose lowest is lowest. The 2AFC score (:mod:`.scores`) asks whether a
+    visualization tells these from the top crops, as Zimmermann et al. (2024) ask people."""
+    k = min(k, images.shape[0])
+    order = stats.min[:, ch].argsort()[:k].tolist()
+    return [
+        _crop(stats, images, "bottom", rank, i, int(stats.argmin[i, ch]), float(stats.min[i, ch]))
+        for rank, i in enumerate(order)
+    ]
+
+
+def _crop(stats: LayerStats, images: torch.Tensor, kind: str, rank: int, i: int, where: int, value: float) -> dict:
+    """A 96 px crop of image ``i`` around the layer's cell ``where`` (a flat index), about three
+    cells wide, as an example row with its PNG."""
+    side = images.shape[-1]
     h, w = stats.hw
     crop = max(side // 4, min(side, round(3 * side / max(h, w))))
-    for rank, i in enumerate(stats.max[:, ch].argsort(descending=True)[:k].tolist()):
-        y, x = divmod(int(stats.argmax[i, ch]), w)
-        cy, cx = (y + 0.5) * side / h, (x + 0.5) * side / w
-        top = int(min(max(cy - crop / 2, 0), side - crop))
-        left = int(min(max(cx - crop / 2, 0), side - crop))
-        patch = images[i : i + 1, :, top : top + crop, left : left + crop]
-        patch = F.interpolate(patch, size=(96, 96), mode="bilinear", antialias=True, align_corners=False)
-        out.append(
-            dict(
-                kind="crop",
-                rank=rank,
-                image=i,
-                value=float(stats.max[i, ch]),
-                box=[left, top, crop, crop],
-                png=_png(patch[0]),
-            )
-        )
-    return float(stats.max[:, ch].max()), out
+    y, x = divmod(where, w)
+    cy, cx = (y + 0.5) * side / h, (x + 0.5) * side / w
+    top = int(min(max(cy - crop / 2, 0), side - crop))
+    left = int(min(max(cx - crop / 2, 0), side - crop))
+    patch = images[i : i + 1, :, top : top + crop, left : left + crop]
+    patch = F.interpolate(patch, size=(96, 96), mode="bilinear", antialias=True, align_corners=False)
+    return dict(kind=kind, rank=rank, image=i, value=value, box=[left, top, crop, crop], png=_png(patch[0]))
 
 
 def render_shard(
@@ -356,7 +381,7 @@ def render_shard(
         key = (s.key, layer)
         if key not in _STATS:
             _STATS.clear()
-            _STATS[key] = _LayerStats(model, layer, images)
+            _STATS[key] = LayerStats.of_layer(model, layer, images)
         for r in results:
             r.dataset_max, r.examples = _examples(_STATS[key], images, r.channel, s.top_k)
     return ShardResult(layer, chs, seed, time.perf_counter() - start, results)
@@ -435,6 +460,7 @@ def _store_shard(store: CatalogStore, run: str, shard: ShardResult) -> None:
             seed=shard.seed,
             shard_seconds=round(shard.seconds, 3),
             shard_channels=len(shard.channels),
+            **r.extra,
         )
         records.append(
             ChannelRecord(
@@ -478,6 +504,7 @@ def build_catalog(
     ray: str | None = None,
     ray_num_cpus: int | None = None,
     progress: bool = True,
+    scores: bool = True,
 ) -> BuildReport:
     """Build (or resume) a catalog of ``model``'s channels in folder ``out``.
 
@@ -491,6 +518,8 @@ def build_catalog(
         batch: channels rendered together in one shard.
         diversity: images per channel in the diversity set (0: none).
         ray: run shards as Ray tasks: ``"local"`` starts a local cluster, else a cluster address.
+        scores: score each channel once its shard is stored (:mod:`.scores`; in this process,
+            also under Ray), and at the end every stored channel still without scores.
     Returns:
         A :class:`BuildReport`. Finished shards are committed as they complete, so an
         interrupted build resumes where it stopped; channels already done are skipped.
@@ -518,18 +547,15 @@ def build_catalog(
     validate_settings(s)  # every user mistake fails here, before the dataset is read
     chosen = catalog_layers(fm, layers, size)
     names, data = load_dataset(images, s.dataset_size)
+    data = for_channels(data, fm.channels, "the dataset")  # grey for a grayscale model, with a note
     s = replace(s, dataset=dataset_digest(names, data))
     run = s.key
     with contextlib.ExitStack() as stack:
         if ray:
             stack.enter_context(_ray_session(ray, ray_num_cpus))
         store = stack.enter_context(CatalogStore(out))
-        store.sweep(run)  # the temporary files of a build that was killed
-        store.add_run(run, fm.name, asdict(s))
+        open_run(store, run, fm.name, s, names, data)
         store.add_layers(run, chosen)
-        for i in range(len(names)):
-            store.write_file(f"{run}/dataset/{i}.jpg", _jpeg(data[i]))
-        store.add_dataset(run, [(i, n, f"{run}/dataset/{i}.jpg") for i, n in enumerate(names)])
         todo, skipped = [], 0
         for layer, chs in plan_shards(s, chosen):
             if set(chs) <= store.done_channels(run, layer):
@@ -542,16 +568,41 @@ def build_catalog(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, desc=f"catalog {fm.name}", unit="ch", disable=not progress, dynamic_ncols=True)
+        scorer = None
+        if scores:
+            from .scores import CatalogScorer, similarity_model
+
+            scorer = CatalogScorer(store, run, fm, data, similarity=similarity_model(device=fm.device), top_k=top_k)
         try:
             shards = _ray_shards(s, todo, data) if ray else (render_shard(fm, s, l, c, data) for l, c in todo)
             for shard in shards:
                 _store_shard(store, run, shard)
+                if scorer is not None:
+                    for c in shard.channels:
+                        scorer.score(shard.layer, c)
                 done += len(shard.channels)
                 bar.update(len(shard.channels))
+            if scorer is not None:  # channels a build stopped before scoring
+                have = store.scores(run)
+                for row in store.all_channels(run):
+                    if (row["layer"], row["channel"]) not in have:
+                        scorer.score(row["layer"], row["channel"])
         finally:
             bar.close()
         store.sweep(run)
         return BuildReport(Path(out), run, done, skipped, time.perf_counter() - start)
+
+
+def open_run(
+    store: CatalogStore, run: str, model_name: str, s: CatalogSettings, names: Sequence[str], data: torch.Tensor
+) -> None:
+    """Start or resume ``run`` in ``store``: a killed build's temporary files swept, the run's
+    row and its dataset images (files, then rows) written."""
+    store.sweep(run)  # the temporary files of a build that was killed
+    store.add_run(run, model_name, asdict(s))
+    for i in range(len(names)):
+        store.write_file(f"{run}/dataset/{i}.jpg", _jpeg(data[i]))
+    store.add_dataset(run, [(i, n, f"{run}/dataset/{i}.jpg") for i, n in enumerate(names)])
 
 
 def _jpeg(img: torch.Tensor) -> bytes:

@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from ..core.engine import activations
 from ..core.errors import FeaturevisError
@@ -67,9 +66,8 @@ def check_settings(model: FeatureModel, s: ExplainSettings) -> None:
 
 
 def _heat(photo: torch.Tensor, amap: torch.Tensor) -> torch.Tensor:
-    """``amap`` (h×w, any sign) as a colour heat map over ``photo``: positive part, scaled to its max."""
-    up = F.interpolate(amap[None, None].clamp_min(0), size=photo.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
-    return overlay(photo, up / up.max().clamp_min(1e-12))
+    """``amap`` (h×w, any sign) as a colour heat map over ``photo``: where it is positive."""
+    return overlay(photo, amap.clamp_min(0))
 
 
 def explain_photo(

@@ -50,7 +50,28 @@ CREATE TABLE IF NOT EXISTS examples (
     run TEXT NOT NULL, layer TEXT NOT NULL, channel INTEGER NOT NULL, kind TEXT NOT NULL, rank INTEGER NOT NULL,
     image INTEGER NOT NULL, value REAL NOT NULL, box TEXT, file TEXT NOT NULL,
     PRIMARY KEY (run, layer, channel, kind, rank));
+CREATE TABLE IF NOT EXISTS unit_sets (
+    run TEXT NOT NULL, unit_set TEXT NOT NULL, layer TEXT NOT NULL, method TEXT NOT NULL, k INTEGER NOT NULL,
+    position INTEGER NOT NULL, fit TEXT NOT NULL, created REAL NOT NULL, PRIMARY KEY (run, unit_set));
+CREATE TABLE IF NOT EXISTS atoms (
+    run TEXT NOT NULL, unit_set TEXT NOT NULL, atom INTEGER NOT NULL, direction TEXT NOT NULL,
+    PRIMARY KEY (run, unit_set, atom));
+CREATE TABLE IF NOT EXISTS scores (
+    run TEXT NOT NULL, layer TEXT NOT NULL, channel INTEGER NOT NULL,
+    activation_ratio REAL, transfer REAL, mis REAL, path REAL, diversity REAL,
+    details TEXT NOT NULL, created REAL NOT NULL, PRIMARY KEY (run, layer, channel));
 """
+
+#: (column, short label, what it means) of each fidelity score of the ``scores`` table, in the
+#: order pages and exports show them (:mod:`.scores` computes them; NULL: not applicable).
+SCORES: tuple[tuple[str, str, str], ...] = (
+    ("activation_ratio", "activation ratio", "objective on the visualization / on the best top example"),
+    ("transfer", "transfer", "other zoo models' probability of the target class (class units only)"),
+    ("mis", "2AFC", "how often the visualization picks a top exemplar over a bottom one (0.5: chance)"),
+    ("path", "path", "Spearman of lower-layer activations, visualization vs top examples"),
+    ("diversity", "diversity", "1 - mean pairwise cosine of the diversity set's Gram matrices"),
+)
+SCORE_COLUMNS = tuple(key for key, _, _ in SCORES)
 
 
 @dataclass
@@ -181,21 +202,56 @@ class CatalogStore:
                     self.db.execute(
                         "DELETE FROM examples WHERE run=? AND layer=? AND channel=?", (run, r.layer, r.channel)
                     )
-                    for ex in r.examples:
-                        self.db.execute(
-                            "INSERT INTO examples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            (
-                                run,
-                                r.layer,
-                                r.channel,
-                                ex["kind"],
-                                ex["rank"],
-                                ex["image"],
-                                ex["value"],
-                                json.dumps(ex.get("box")),
-                                ex["file"],
-                            ),
-                        )
+                    self._insert_examples(run, r.layer, r.channel, r.examples)
+        except sqlite3.Error as e:
+            raise FeaturevisError(f"{self.folder / DB_NAME}: cannot commit ({e})") from None
+
+    def add_examples(self, run: str, layer: str, channel: int, examples: Sequence[dict]) -> None:
+        """Add examples of more kinds (the bottom ones a score needs) to a stored channel, their
+        files already written; the channel's other examples stay."""
+        try:
+            with self._transaction():
+                self._insert_examples(run, layer, channel, examples)
+        except sqlite3.Error as e:
+            raise FeaturevisError(f"{self.folder / DB_NAME}: cannot commit ({e})") from None
+
+    def _insert_examples(self, run: str, layer: str, channel: int, examples: Iterable[dict]) -> None:
+        """Example rows (inside the caller's transaction); one of the same kind and rank is replaced."""
+        for ex in examples:
+            row = (ex["kind"], ex["rank"], ex["image"], ex["value"], json.dumps(ex.get("box")), ex["file"])
+            self.db.execute(
+                "INSERT OR REPLACE INTO examples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (run, layer, channel, *row)
+            )
+
+    def add_scores(self, run: str, layer: str, channel: int, scores: dict[str, float | None], details: dict) -> None:
+        """Commit one unit's scores (:data:`SCORE_COLUMNS`; ``None`` where a score does not apply)."""
+        values = [scores.get(k) for k in SCORE_COLUMNS]
+        try:
+            with self._transaction():
+                self.db.execute(
+                    f"INSERT OR REPLACE INTO scores VALUES (?, ?, ?, {', '.join('?' * len(values))}, ?, ?)",
+                    (run, layer, channel, *values, json.dumps(details), time.time()),
+                )
+        except sqlite3.Error as e:
+            raise FeaturevisError(f"{self.folder / DB_NAME}: cannot commit ({e})") from None
+
+    def add_unit_set(
+        self, run: str, unit_set: str, layer: str, method: str, fit: dict, directions: Sequence[Sequence[float]]
+    ) -> None:
+        """Commit a fitted set of atoms of ``layer`` (``unit_set``, e.g. ``_blocks.8~nmf64``): the
+        fit's figures and each atom's direction in channel space, in one transaction. Their
+        renders are then stored as channels of the layer named ``unit_set``."""
+        try:
+            with self._transaction():
+                pos = self.db.execute("SELECT COUNT(*) FROM unit_sets WHERE run=?", (run,)).fetchone()[0]
+                self.db.execute(
+                    "INSERT INTO unit_sets VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (run, unit_set, layer, method, len(directions), pos, json.dumps(fit), time.time()),
+                )
+                self.db.executemany(
+                    "INSERT INTO atoms VALUES (?, ?, ?, ?)",
+                    [(run, unit_set, i, json.dumps([float(v) for v in d])) for i, d in enumerate(directions)],
+                )
         except sqlite3.Error as e:
             raise FeaturevisError(f"{self.folder / DB_NAME}: cannot commit ({e})") from None
 
@@ -213,11 +269,21 @@ class CatalogStore:
 
     # -- reading -----------------------------------------------------------------------------
     def runs(self) -> list[sqlite3.Row]:
+        """Every run with its channels done and total, and its concept atoms done and total."""
+        atoms = (
+            " (SELECT COUNT(*) FROM channels c JOIN unit_sets u ON u.run = c.run AND u.unit_set = c.layer"
+            " WHERE c.run = r.run) AS atoms_done,"
+            " (SELECT COALESCE(SUM(k), 0) FROM unit_sets u WHERE u.run = r.run) AS atoms_total"
+            if self._has_table("unit_sets")
+            else " 0 AS atoms_done, 0 AS atoms_total"
+        )
         return self.db.execute(
             "SELECT r.run, r.model, r.settings, r.created,"
-            " (SELECT COUNT(*) FROM channels c WHERE c.run = r.run) AS done,"
-            " (SELECT COALESCE(SUM(channels), 0) FROM layers l WHERE l.run = r.run) AS total"
-            " FROM runs r ORDER BY r.created"
+            " (SELECT COUNT(*) FROM channels c JOIN layers l ON l.run = c.run AND l.layer = c.layer"
+            " WHERE c.run = r.run) AS done,"
+            " (SELECT COALESCE(SUM(channels), 0) FROM layers l WHERE l.run = r.run) AS total,"
+            + atoms
+            + " FROM runs r ORDER BY r.created"
         ).fetchall()
 
     def run(self, run: str) -> sqlite3.Row | None:
@@ -257,6 +323,62 @@ class CatalogStore:
     def dataset(self, run: str) -> list[sqlite3.Row]:
         """The run's dataset images (index, name, file), in index order."""
         return self.db.execute("SELECT idx, name, file FROM dataset WHERE run=? ORDER BY idx", (run,)).fetchall()
+
+    def unit_sets(self, run: str) -> list[sqlite3.Row]:
+        """The run's sets of atoms (unit_set, layer, method, k, fit, done), in the order fitted
+        (none in a catalog written before atoms were stored)."""
+        if not self._has_table("unit_sets"):
+            return []
+        return self.db.execute(
+            "SELECT u.unit_set, u.layer, u.method, u.k, u.fit,"
+            " (SELECT COUNT(*) FROM channels c WHERE c.run = u.run AND c.layer = u.unit_set) AS done"
+            " FROM unit_sets u WHERE u.run=? ORDER BY u.position",
+            (run,),
+        ).fetchall()
+
+    def unit_set(self, run: str, unit_set: str) -> sqlite3.Row | None:
+        if not self._has_table("unit_sets"):
+            return None
+        return self.db.execute("SELECT * FROM unit_sets WHERE run=? AND unit_set=?", (run, unit_set)).fetchone()
+
+    def atom_directions(self, run: str, unit_set: str) -> list[list[float]]:
+        """Each atom's direction in the layer's channel space, by atom index."""
+        rows = self.db.execute(
+            "SELECT direction FROM atoms WHERE run=? AND unit_set=? ORDER BY atom", (run, unit_set)
+        ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def _has_table(self, name: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone()
+        return row is not None
+
+    def has_scores_table(self) -> bool:
+        """Whether this catalog has a ``scores`` table (older ones, opened read-only, do not)."""
+        return self._has_table("scores")
+
+    def scores(self, run: str, layer: str | None = None) -> dict[tuple[str, int], sqlite3.Row]:
+        """``{(layer, channel): row}`` of the stored scores of ``run`` (of one ``layer`` if given);
+        empty for a catalog made before scores existed."""
+        if not self.has_scores_table():
+            return {}
+        sql, params = "SELECT * FROM scores WHERE run=?", [run]
+        if layer is not None:
+            sql, params = sql + " AND layer=?", [run, layer]
+        return {(r["layer"], r["channel"]): r for r in self.db.execute(sql, params)}
+
+    def all_channels(self, run: str) -> list[sqlite3.Row]:
+        """Every stored unit of ``run``: the layers' channels in layer order, then each set of
+        concept atoms' atoms in the order the sets were fitted (by unit number within each)."""
+        rows = self.db.execute(
+            "SELECT c.* FROM channels c JOIN layers l ON l.run = c.run AND l.layer = c.layer"
+            " WHERE c.run=? ORDER BY l.position, c.channel",
+            (run,),
+        ).fetchall()
+        for u in self.unit_sets(run):
+            rows += self.db.execute(
+                "SELECT * FROM channels WHERE run=? AND layer=? ORDER BY channel", (run, u["unit_set"])
+            ).fetchall()
+        return rows
 
     def integrity(self) -> str:
         return self.db.execute("PRAGMA integrity_check").fetchone()[0]

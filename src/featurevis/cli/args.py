@@ -181,7 +181,7 @@ def add_model(
     p: argparse.ArgumentParser,
     *,
     positional: bool = False,
-    what: str = "zoo model, timm:NAME or clip:ARCH[:TAG]; see `featurevis models`",
+    what: str = "zoo model, timm:NAME, clip:ARCH[:TAG] or your own file.py:factory; see `featurevis models`",
 ) -> None:
     """``-m/--model MODEL`` (default: the zoo's default model) and ``--weights FILE``.
 
@@ -217,11 +217,25 @@ def _one_model(positional: str | None, option: str | None) -> str:
 
 
 def model_from_args(args: argparse.Namespace) -> FeatureModel:
-    """The zoo model named by ``args.model`` (weights from ``--weights`` if given), on ``args.device``."""
+    """The model named by ``args.model`` (a zoo name, ``timm:``/``clip:``, or your own as
+    ``module:factory`` / ``path/to/file.py:factory``; weights from ``--weights`` if given), on
+    ``args.device``."""
     from ..core.engine import resolve_device
-    from ..zoo import load_model
 
-    return load_model(args.model, weights=args.weights).to(resolve_device(args.device))
+    return load_model_arg(args.model, args.weights).to(resolve_device(args.device))
+
+
+def load_model_arg(name: str, weights: str | None = None) -> FeatureModel:
+    """A zoo or hub model by name, or your own from ``module:factory`` / ``file.py:factory``
+    (the catalog's model specs: a grayscale or RGB + depth network renders from the CLI too)."""
+    from ..zoo import load_model
+    from ..zoo.hub import is_hub_name
+
+    if ":" in name and not is_hub_name(name):
+        from ..catalog.build import load_model_spec
+
+        return load_model_spec(name, weights)
+    return load_model(name, weights=weights)
 
 
 # -- the output --------------------------------------------------------------------------

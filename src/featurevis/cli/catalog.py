@@ -18,13 +18,12 @@ from .args import (
 )
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["build"], help="build: render every channel of the chosen layers")
+def add_catalog_settings(p: argparse.ArgumentParser, unit: str) -> None:
+    """What a catalog's renders are made with (model, folder, size, steps, batch, diversity,
+    examples): shared with ``featurevis concepts``, whose atoms join the run with the same ones."""
     add_model(
         p, positional=True, what="zoo model, timm:NAME, clip:ARCH[:TAG], or module:factory / file.py:factory for yours"
     )
-    p.add_argument("--layers", default="all", help="comma-separated layer names, or all (default)")
-    p.add_argument("--images", default=None, help="folder of dataset images (default: scikit-image samples)")
     add_output(
         p,
         "catalog folder (default ./featurevis-catalog)",
@@ -35,12 +34,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     add_size(p, "render side in px (default %(default)s)", 128)
     add_steps(p, "steps per render (default %(default)s)", 256)
-    add_batch(p, "channels rendered together (default %(default)s)", 16)
+    add_batch(p, f"{unit}s rendered together (default %(default)s)", 16)
     p.add_argument(
-        "--diversity", type=non_negative_int, default=3, help="images per channel in the diversity set (0: none)"
+        "--diversity", type=non_negative_int, default=3, help=f"images per {unit} in the diversity set (0: none)"
     )
+    p.add_argument("--top-k", type=positive_int, default=6, help=f"dataset examples kept per {unit} (default 6)")
+    p.add_argument(
+        "--no-scores", action="store_true", help="skip the fidelity scores (compute them later: featurevis score DIR)"
+    )
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["build"], help="build: render every channel of the chosen layers")
+    add_catalog_settings(p, "channel")
+    p.add_argument("--layers", default="all", help="comma-separated layer names, or all (default)")
+    p.add_argument("--images", default=None, help="folder of dataset images (default: scikit-image samples)")
     p.add_argument("--no-negative", action="store_true", help="skip the negative images")
-    p.add_argument("--top-k", type=positive_int, default=6, help="dataset examples kept per channel (default 6)")
     p.add_argument(
         "--ray",
         nargs="?",
@@ -73,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         ray=args.ray,
         ray_num_cpus=args.ray_cpus,
         progress=args.progress,
+        scores=not args.no_scores,
     )
     rate = f" ({report.per_minute:.1f} channels/min)" if report.channels else ""
     print(

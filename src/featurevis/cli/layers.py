@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .args import add_model, add_size
+from .args import add_model, add_size, load_model_arg
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -14,9 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..zoo import load_model
-
-    model = load_model(args.model, weights=args.weights)
+    model = load_model_arg(args.model, args.weights)
     infos = model.layers(args.size)  # a bad --size fails before anything is printed
     size = args.size or model.input_size
     fixed = f"; the network takes {model.fixed_size[0]} px, other sizes are resized" if model.fixed_size else ""

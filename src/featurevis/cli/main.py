@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
 
-from ..core.errors import FeaturevisError
+from ..core.errors import FeaturevisError, FeaturevisNote
 from . import interrupts, startup
 from .args import CommandParser
 
@@ -45,10 +46,22 @@ COMMANDS: tuple[Command, ...] = (
     Command("fool", "perturb a photo invisibly so the network misclassifies it (FGSM/PGD)", "fool"),
     Command("evolve", "evolve fooling images for classes with no gradients (CPPN or pixel genomes)", "evolve"),
     Command("saliency", "raw and preconditioned input gradients, SmoothGrad and gradient×input", "saliency"),
+    Command("caricature", "caricature: an image whose layer activations exaggerate a photo's (Lucid)", "caricature"),
+    Command(
+        "accentuate", "feature accentuation: raise a target in a photo, staying near it (Hamblin 2024)", "accentuate"
+    ),
+    Command("concepts", "fit concept atoms (NMF or a sparse autoencoder) of a layer and catalog them", "concepts"),
+    Command("sanity", "sanity checks: cascading weight randomization, robustness to unseen transforms", "sanity"),
+    Command(
+        "attribute",
+        "which pixels, places and hidden channels drive any target on a photo (IG, Grad-CAM, channel ranking)",
+        "attribute",
+    ),
     Command(
         "prior-train", "train a generator prior that inverts a layer of your model (for --prior dgn)", "prior_train"
     ),
     Command("catalog", "build a browsable catalog of every channel of chosen layers", "catalog"),
+    Command("score", "fidelity scores for every unit of a catalog (2AFC, path check, ...), CSV/JSON export", "score"),
     Command("serve", "browse a catalog in the web browser (and render on demand)", "serve"),
 )
 _BY_NAME = {c.name: c for c in COMMANDS}
@@ -74,6 +87,14 @@ def command_parser(command: Command) -> tuple[CommandParser, ModuleType]:
     return parser, module
 
 
+def _show_note(message, category, filename, lineno, file=None, line=None) -> None:
+    """Notes (:class:`FeaturevisNote`) as one line; other warnings as Python prints them."""
+    if issubclass(category, FeaturevisNote):
+        print(f"featurevis: note: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``featurevis ARGV``; returns the exit code (usage errors raise ``SystemExit(2)``).
 
@@ -96,7 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             startup.after_torch()
         args = parser.parse(argv[1:])
         interrupts.working()
-        code = module.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_note
+            code = module.run(args)
     except FeaturevisError as e:
         print(f"featurevis: error: {e}", file=sys.stderr)
         code = 2

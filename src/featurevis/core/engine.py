@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from . import transforms as T
 from .errors import FeaturevisError
-from .images import make_grid, save_image
+from .images import channel_tiles, make_grid, save_image
 from .memory import check_request
 from .model import INPUT, LOGITS, FeatureModel
 from .objectives import Objective
@@ -34,7 +34,7 @@ from .results import Result
 class RenderResult(Result):
     """Images and how they were made. Displays itself in notebooks; ``save()`` writes a file."""
 
-    images: torch.Tensor  # B×3×H×W in [0, 1], on the CPU
+    images: torch.Tensor  # B×C×H×W in [0, 1], on the CPU (C: the model's channels)
     history: torch.Tensor  # steps × B objective values (with transforms applied)
     objective: str
     values: torch.Tensor  # B: the objective on the final, untransformed images
@@ -43,7 +43,8 @@ class RenderResult(Result):
 
     def grid(self, ncols: int | None = None, size: int | None = None) -> torch.Tensor:
         images = self.images if size is None else self.render_at(size)
-        return make_grid(images, ncols) if len(images) > 1 else images[0]
+        # A 4-channel model's images are RGB + another channel, not RGBA: tiles keep each seen.
+        return channel_tiles(make_grid(images, ncols) if len(images) > 1 else images[0])
 
     def shown(self) -> torch.Tensor:
         return self.grid()

@@ -10,6 +10,11 @@ class FeaturevisError(ValueError):
     """A mistake in what the user asked for (unknown layer, bad file, malformed target...)."""
 
 
+class FeaturevisNote(UserWarning):
+    """Something featurevis did to an input for you that changes it (a photo made grey for a
+    grayscale model): a warning, which the CLI prints as one ``featurevis: note:`` line."""
+
+
 def unknown(kind: str, name: str, choices: Iterable[str], limit: int = 5) -> FeaturevisError:
     """An error for an unknown ``name`` that lists the closest valid choices."""
     choices = list(choices)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import FeaturevisError
+from .errors import FeaturevisError, FeaturevisNote
 
 #: Pillow's decompression-bomb limit, raised to what a 2 CPU / 24 GiB machine still handles.
 #: Pillow only warns between this and twice this; :func:`load_image` refuses both.
@@ -33,12 +33,60 @@ LOAD_BYTES_PER_PIXEL = 30
 
 
 def to_pil(img: torch.Tensor) -> Image.Image:
-    """One ``3×H×W`` (or ``1×3×H×W``) tensor in [0, 1] as an 8-bit RGB image; four channels
-    make an RGBA image."""
+    """One ``C×H×W`` (or ``1×C×H×W``) tensor in [0, 1] as an 8-bit image: one channel is a
+    grayscale (``L``) image, two grey + alpha (``LA``), three RGB, four RGBA (alpha renders);
+    any other count is laid out by :func:`channel_tiles` (RGB plus a grey tile per further
+    channel), never dropped. Results of 2- and 4-channel *models* are tiled before this."""
     if img.dim() == 4:
         img = img[0]
+    if img.shape[0] > 4:
+        img = channel_tiles(img)
     arr = (img.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
-    return Image.fromarray(arr, "RGBA" if arr.shape[2] == 4 else "RGB")
+    if arr.shape[2] == 1:
+        return Image.fromarray(arr[..., 0], "L")
+    return Image.fromarray(arr, {2: "LA", 3: "RGB", 4: "RGBA"}[arr.shape[2]])
+
+
+def channel_tiles(img: torch.Tensor, pad: int = 2) -> torch.Tensor:
+    """A ``C×H×W`` image of a model with ``C`` other than 1 or 3 as one picture: the first three
+    channels as RGB, then every further channel as a grey tile beside it (white gaps); with two
+    channels, each as a grey tile. One or three channels come back as they are.
+
+    Why: a 4-channel (RGB + depth) render written as RGBA would hide the depth in the
+    transparency, and writing only RGB would drop it; side by side, every channel is seen."""
+    if img.dim() == 4:
+        return torch.stack([channel_tiles(i, pad) for i in img])
+    c, h, w = img.shape
+    if c in (1, 3):
+        return img
+    first = [img[:3]] if c >= 3 else []
+    tiles = first + [img[i : i + 1].expand(3, h, w) for i in range(len(first) and 3, c)]
+    out = torch.ones(3, h, len(tiles) * (w + pad) - pad, dtype=img.dtype, device=img.device)
+    for i, t in enumerate(tiles):
+        out[:, :, i * (w + pad) : i * (w + pad) + w] = t
+    return out
+
+
+def grey(image: torch.Tensor) -> torch.Tensor:
+    """RGB images as one-channel luminance (ITU-R BT.601 weights, as Pillow's ``L`` mode)."""
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=image.dtype, device=image.device)
+    return torch.einsum("c,bchw->bhw", weights, image)[:, None]
+
+
+def for_channels(image: torch.Tensor, channels: int, what: str = "image") -> torch.Tensor:
+    """A ``1×3×H×W`` photo for a model that reads ``channels``: RGB as is, grey for a
+    grayscale model (with a note on stderr: the colour is gone), an error for other counts
+    (a photo has no depth or infrared channel to make up)."""
+    c = image.shape[1]
+    if c == channels:
+        return image
+    if channels == 1 and c == 3:
+        warnings.warn(f"{what} converted to grey for a 1-channel model", FeaturevisNote, stacklevel=3)
+        return grey(image)
+    raise FeaturevisError(
+        f"{what} has {c} channel(s) but the model reads {channels}: image files are read as RGB or grey; "
+        f"pass a {channels}×H×W tensor in [0, 1] from Python"
+    )
 
 
 def from_pil(im: Image.Image) -> torch.Tensor:
@@ -106,11 +154,13 @@ def _first_line(e: BaseException) -> str:
 ImageLike = torch.Tensor | str | os.PathLike
 
 
-def as_image(image: ImageLike, what: str = "image") -> torch.Tensor:
-    """A file path or tensor as ``1×3×H×W`` float in [0, 1]; grayscale/RGBA/integer tensors are
-    fixed up, so every recipe accepts the same inputs."""
+def as_image(image: ImageLike, what: str = "image", channels: int = 3) -> torch.Tensor:
+    """A file path or tensor as ``1×C×H×W`` float in [0, 1] for a model reading ``channels``
+    (3: RGB; grayscale/RGBA/integer tensors are fixed up, so every recipe accepts the same
+    inputs; 1: photos made grey, with a note; others: a tensor with exactly that many
+    channels, see :func:`for_channels`)."""
     if isinstance(image, (str, os.PathLike)):
-        return load_image(image)
+        return for_channels(load_image(image), channels, what)
     t = torch.as_tensor(image)
     if t.dim() == 2:
         t = t[None]
@@ -121,7 +171,11 @@ def as_image(image: ImageLike, what: str = "image") -> torch.Tensor:
     if not t.is_floating_point():
         t = t.float() / (65535.0 if t.max() > 255 else 255.0)
     c = t.shape[1]
-    if c == 1:
+    if c == channels and channels != 3:
+        pass  # the model's own channel count: a grey photo for a grey model, RGB + depth, ...
+    elif channels != 3:
+        t = for_channels(as_image(t, what), channels, what)
+    elif c == 1:
         t = t.expand(1, 3, *t.shape[-2:])
     elif c == 4:  # composite on white, like load_image does for files
         t = t[:, :3] * t[:, 3:] + (1 - t[:, 3:])
@@ -149,6 +203,16 @@ def fit_size(image: torch.Tensor, size: int | None, enlarge: bool = True) -> tor
 
         check_request(None, image.shape[0], *hw, what=f"working at {hw[1]}x{hw[0]} px", hint="use a smaller size")
     return F.interpolate(image, size=hw, mode="bilinear", align_corners=False, antialias=s < 1).clamp(0, 1)
+
+
+def working_photo(
+    image: ImageLike, size: int, device: torch.device | str | None = None, channels: int = 3
+) -> torch.Tensor:
+    """``image`` with its longest side ``size``, rounded to 8 bits: the photo a photo-seeded
+    recipe starts from and compares with is then exactly the one a saved PNG of it holds
+    (``channels``: the model's, see :func:`as_image`)."""
+    photo = fit_size(as_image(image, "photo", channels), size)
+    return (torch.round(photo * 255) / 255).to(device)
 
 
 def make_grid(images: torch.Tensor, ncols: int | None = None, pad: int = 2) -> torch.Tensor:
@@ -225,10 +289,10 @@ class ShowsImage:
 
     def save(self, path: str | os.PathLike, **pil_kwargs) -> Path:
         """Write the image atomically; the format follows the suffix."""
-        return save_image(self.shown(), path, **pil_kwargs)
+        return save_image(channel_tiles(self.shown()), path, **pil_kwargs)
 
     def to_pil(self) -> Image.Image:
-        return to_pil(self.shown())
+        return to_pil(channel_tiles(self.shown()))
 
     def _repr_png_(self) -> bytes:
         buf = io.BytesIO()

@@ -173,7 +173,8 @@ def check_request(
     ``(h, w)``; default the whole image), with gradients if ``grad``."""
     if budget(device) is None:
         return
-    pixels = batch * height * width
+    # the byte counts are for RGB; a 1-channel model's images take a third, a 4-channel one's more
+    pixels = batch * height * width * getattr(model, "channels", 3) / 3
     need = image_bytes(pixels, copies)
     what = what or f"{batch} image(s) of {width}x{height} px"
     if model is not None:

@@ -1,6 +1,7 @@
 """Any ``nn.Module`` made ready for visualization: frozen, normalized inside, hooked by layer name.
 
-Inputs are always RGB in [0, 1]; the network's own normalization lives here. Activations of
+Inputs are images in [0, 1] with the model's number of channels (RGB by default; 1 for a
+grayscale network, 4 for RGB + depth...); the network's own normalization lives here. Activations of
 named layers are captured with forward hooks and the forward pass stops as soon as every layer
 an objective reads has been seen, so no work is spent on layers nobody reads.
 """
@@ -86,12 +87,55 @@ def class_label(labels: Sequence[str] | None, idx: int) -> str:
     return labels[idx] if labels and 0 <= idx < len(labels) else str(idx)
 
 
+#: ImageNet's per-channel statistics (RGB) and their grey equivalent (the mean over RGB).
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+GREY_MEAN, GREY_STD = (0.449,), (0.226,)
+
+
+def input_channels(channels: int | None, mean: Sequence[float] | None, std: Sequence[float] | None) -> int:
+    """The channel count a model reads: ``channels`` if given, else the length of ``mean`` /
+    ``std``, else 3; any two that disagree are one error (a grayscale net given RGB statistics
+    would otherwise normalize with the wrong numbers or fail deep in the first convolution)."""
+    said = {}
+    if channels is not None:
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+            raise FeaturevisError(f"channels must be a positive whole number, not {channels!r}")
+        said["channels"] = channels
+    for name, values in (("mean", mean), ("std", std)):
+        if values is not None:
+            said[name] = len(values)
+    if len(set(said.values())) > 1:
+        told = ", ".join(f"{k} {'=' if k == 'channels' else 'has'} {v}" for k, v in said.items())
+        raise FeaturevisError(f"the input channels disagree: {told}; give one per channel the network reads")
+    return next(iter(said.values()), 3)
+
+
+def default_normalization(
+    channels: int, mean: Sequence[float] | None, std: Sequence[float] | None
+) -> tuple[Sequence[float], Sequence[float]]:
+    """``mean``/``std`` where given, else ImageNet's (grey for one channel; channels after the
+    third pass through: mean 0, std 1)."""
+    if channels == 1:
+        base_mean, base_std = GREY_MEAN, GREY_STD
+    else:
+        extra = max(0, channels - 3)
+        base_mean = (IMAGENET_MEAN + (0.0,) * extra)[:channels]
+        base_std = (IMAGENET_STD + (1.0,) * extra)[:channels]
+    return (base_mean if mean is None else mean), (base_std if std is None else std)
+
+
 class FeatureModel(nn.Module):
     """A frozen network with its preprocessing, layer names and activation capture.
 
     Args:
-        net: any module mapping a normalized ``B×3×H×W`` batch to logits (or anything).
-        mean, std: per-channel normalization applied to [0, 1] inputs, or ``preprocess``.
+        net: any module mapping a normalized ``B×C×H×W`` batch to logits (or anything).
+        channels: ``C``, the input channels the network reads (default: the length of
+            ``mean``/``std`` when given, else 3). Parameterizations, transforms, probes, photos
+            and saved files follow it: 1 is drawn and saved as grayscale, 4 or more as RGB
+            plus one grey tile per further channel.
+        mean, std: per-channel normalization applied to [0, 1] inputs, or ``preprocess``
+            (default: ImageNet's; for 1 channel ImageNet's grey, 0.449 / 0.226; channels after
+            the third are passed through as they are, mean 0 and std 1).
         preprocess: a callable from [0, 1] images to the network's input (overrides mean/std).
         input_size: the side the network was trained at (default render size).
         labels: class names, index = logit position.
@@ -111,8 +155,8 @@ class FeatureModel(nn.Module):
         self,
         net: nn.Module,
         *,
-        mean: Sequence[float] = (0.485, 0.456, 0.406),
-        std: Sequence[float] = (0.229, 0.224, 0.225),
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
         preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
         input_size: int = 224,
         labels: Sequence[str] | None = None,
@@ -121,8 +165,11 @@ class FeatureModel(nn.Module):
         default_layer: str | None = None,
         layouts: Mapping[str, Layout | str] | None = None,
         text_encoder: Callable[[Sequence[str]], torch.Tensor] | None = None,
+        channels: int | None = None,
     ):
         super().__init__()
+        self.channels = input_channels(channels, mean, std)
+        mean, std = default_normalization(self.channels, mean, std)
         self.net = net.eval().requires_grad_(False)
         # In-place activations (torchvision's ReLU(inplace=True)) would overwrite the output a
         # hook captured from the layer before them: a conv's activation would read as ReLU'd.
@@ -246,13 +293,15 @@ class FeatureModel(nn.Module):
             hooks.append(mod.register_forward_hook(make_hook(name)))
         try:
             with torch.no_grad():
-                out = _first_tensor(self._run(torch.zeros(L.PROBE_BATCH, 3, size, size, device=self.device)))
+                blank = torch.zeros(L.PROBE_BATCH, self.channels, size, size, device=self.device)
+                out = _first_tensor(self._run(blank))
         except (FeaturevisError, MemoryError):
             raise
         except Exception as e:  # the first images it is shown: say it is the model, not featurevis
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise FeaturevisError(
-                f"model {self.name} does not accept image batches (N, 3, {size}, {size}): {first}"
+                f"model {self.name} does not accept image batches (N, {self.channels}, {size}, {size}): {first}"
+                + ("" if self.channels != 3 else "; a network that reads other than RGB needs channels=C")
             ) from None
         finally:
             for h in hooks:
@@ -293,7 +342,7 @@ class FeatureModel(nn.Module):
         self.check_layer(layer)
         size = size or self.input_size
         if layer == INPUT:
-            return (3, size, size)
+            return (self.channels, size, size)
         self.layers(size)  # one probe pass per size, cached, also records the output shape
         if layer == LOGITS:
             return self._output_shape[(size, size)]
@@ -425,6 +474,8 @@ class FeatureModel(nn.Module):
 
         A fixed-size network sees the image resized to its size, so transforms that rescale and
         photos of any size still work (the patch grid is then always the same)."""
+        if x.dim() == 4 and x.shape[1] != self.channels:
+            raise FeaturevisError(f"{self.name} reads {self.channels}-channel images, not {x.shape[1]}-channel ones")
         fixed = self.fixed_size
         if fixed is not None and tuple(x.shape[-2:]) != fixed:
             shrink = x.shape[-2] > fixed[0] or x.shape[-1] > fixed[1]
@@ -436,6 +487,12 @@ class FeatureModel(nn.Module):
                 raise
             h, w = x.shape[-2:]
             raise FeaturevisError(f"a {w}x{h} image is too small for {self.name}; use a larger size") from None
+
+    def require_rgb(self, technique: str) -> None:
+        """Refuse, in one line, a technique that can only draw RGB images on a model that reads
+        another number of channels (a grayscale or RGB + depth network)."""
+        if self.channels != 3:
+            raise FeaturevisError(f"{technique} draws RGB images; {self.name} reads {self.channels} channel(s)")
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities for a batch of [0, 1] images."""

@@ -229,6 +229,32 @@ def direction(
     return Objective(fn, frozenset({name}), f"{name}:{tag}{_suffix(batch)}", ((name, v.numel() - 1),))
 
 
+def dot_compare(name: str, reference: int, batch: int | None = None, cossim_pow: float = 0.0) -> Objective:
+    """Each image's activations at ``name`` dotted with those of image ``reference`` of the same
+    batch, times their cosine (clipped at 0.1) to the power p: Lucid's ``dot_compare``, the
+    caricature objective.
+
+    The whole map is compared at once (channels *and* positions), so the image is rewarded for
+    what the reference shows where it shows it. The reference's activations are a constant
+    (detached), and the value is divided by their squared norm, so the reference itself scores
+    1 at every layer and one learning rate or weight means the same at every depth. The plain
+    dot product also grows by making everything large; the cosine factor rewards pointing
+    *along* the reference, and a higher power exaggerates only what it already has.
+    """
+
+    def fn(a: Acts) -> torch.Tensor:
+        t = a[name].flatten(1)
+        ref = t[reference].detach()
+        dot = (t @ ref) / ref.pow(2).sum().clamp_min(1e-12)
+        if cossim_pow:
+            cos = F.cosine_similarity(t, ref[None], dim=1, eps=1e-6)
+            dot = dot * cos.clamp_min(0.1) ** cossim_pow
+        return _at(dot, batch)
+
+    tag = f"dot_compare^{cossim_pow:g}" if cossim_pow else "dot_compare"
+    return Objective(fn, frozenset({name}), f"{name}:{tag}{_suffix(batch)}", ((name, None),))
+
+
 def cosine(
     name: str, vec: torch.Tensor | Sequence[float], label: str = "cosine", batch: int | None = None
 ) -> Objective:

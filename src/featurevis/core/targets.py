@@ -4,6 +4,8 @@ _blocks.8:12          channel 12 of layer _blocks.8 (mean over positions)
 _blocks.8:12@3,4      the neuron of channel 12 at x=3, y=4
 _blocks.8             the whole layer (DeepDream objective)
 _blocks.8:random=7    a random direction in channel space (seed 7)
+_blocks.8:direction=v.npy    the direction in channel space a file of numbers holds (.npy, .pt, .txt)
+_blocks.8:direction=v.npy^1  ... each position weighted by its cosine to it, to the power 1
 class:285             class logit, by index ...
 class:"Egyptian cat"  ... or by name
 blocks.6.mlp.fc1:100       transformer feature 100, averaged over the patch tokens (prefix excluded)
@@ -26,7 +28,7 @@ import torch
 
 from . import objectives as O
 from .errors import FeaturevisError
-from .images import load_image
+from .images import for_channels, load_image
 from .model import LOGITS, PREFIX, FeatureModel
 
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
@@ -72,10 +74,75 @@ def _image(model: FeatureModel, path: str, target: str) -> O.Objective:
     """Cosine to a photo's output vector: for CLIP, an image-embedding direction."""
     if not path:
         raise FeaturevisError(f"malformed target {target!r}: give a photo, e.g. image:cat.jpg")
-    photo = load_image(path, model.input_size).to(model.device)
+    photo = for_channels(load_image(path, model.input_size), model.channels, f"image:{path}").to(model.device)
     with torch.no_grad():
         vec = model(photo, [LOGITS])[LOGITS].float().flatten(1)[0].cpu()
     return O.cosine(LOGITS, vec, label=f"image:{Path(path).name}")
+
+
+#: What a direction file may be: NumPy's format, a torch tensor, or numbers as text.
+DIRECTION_FILES = (".npy", ".pt", ".pth", ".txt", ".csv")
+_POWER = re.compile(rf"^(?P<path>.*?)\s*\^\s*(?P<p>{_NUM})$")
+
+
+def read_direction(path: str | Path, what: str = "direction") -> torch.Tensor:
+    """A 1-D float tensor from a file of numbers: ``.npy`` (NumPy, no pickles), ``.pt``/``.pth``
+    (a tensor, loaded with ``weights_only``) or ``.txt``/``.csv`` (numbers separated by spaces,
+    commas or new lines). One line saying what is wrong otherwise."""
+    import numpy as np
+
+    p = Path(path)
+    if p.suffix.lower() not in DIRECTION_FILES:
+        raise FeaturevisError(f"{what} file {p.name!r}: use one of {', '.join(DIRECTION_FILES)}")
+    if not p.is_file():
+        raise FeaturevisError(f"{p}: no such file" if not p.exists() else f"{p}: not a file")
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".npy":
+            data = torch.from_numpy(np.load(p, allow_pickle=False).astype(np.float32))
+        elif suffix in (".pt", ".pth"):
+            data = torch.load(p, map_location="cpu", weights_only=True)
+            if not isinstance(data, torch.Tensor):
+                raise FeaturevisError(f"{p}: holds a {type(data).__name__}, not a tensor of numbers")
+        else:
+            text = p.read_text(encoding="utf-8").replace(",", " ").split()
+            data = torch.tensor([float(v) for v in text])
+    except FeaturevisError:
+        raise
+    except (OSError, ValueError, RuntimeError, UnicodeDecodeError, EOFError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise FeaturevisError(f"{p}: not a {suffix} file of numbers ({first})") from None
+    data = data.detach().float()
+    if data.dim() > 1 and sum(n > 1 for n in data.shape) <= 1:
+        data = data.flatten()  # (1, C) or (C, 1)
+    if data.dim() != 1 or data.numel() == 0:
+        raise FeaturevisError(f"{p}: holds shape {tuple(data.shape)}; a direction is one number per channel")
+    if not torch.isfinite(data).all():
+        raise FeaturevisError(f"{p}: contains NaN or infinite numbers")
+    if not data.abs().sum() > 0:
+        raise FeaturevisError(f"{p}: is all zeros, which points nowhere")
+    return data
+
+
+def _direction(model: FeatureModel, layer: str, value: str, target: str) -> O.Objective:
+    """``direction=FILE`` or ``direction=FILE^P``: ``O.direction`` with ``cossim_pow=P``."""
+    value = value.strip()
+    power = 0.0
+    m = _POWER.match(value)
+    if m:
+        value, power = m["path"].strip(), float(m["p"])
+        if not (math.isfinite(power) and power >= 0):
+            raise FeaturevisError(f"malformed target {target!r}: cosine power {m['p']} must be a number >= 0")
+    elif "^" in value and not (value[:1] in "\"'" and value.endswith(value[:1]) and len(value) > 1):
+        raise FeaturevisError(f"malformed target {target!r}: the cosine power after '^' must be a number, e.g. ^1")
+    path = value.strip("\"'")
+    if not path:
+        raise FeaturevisError(f"malformed target {target!r}: give a file of numbers, e.g. {layer}:direction=dir.npy")
+    vec = read_direction(path)
+    channels = model.layer_shape(layer)[0]
+    if vec.numel() != channels:
+        raise FeaturevisError(f"{path}: has {vec.numel()} numbers but {layer} has {channels} channels")
+    return O.direction(layer, vec, cossim_pow=power)
 
 
 def _head(model: FeatureModel, layer: str, rest: str, target: str) -> O.Objective:
@@ -111,6 +178,11 @@ def _parse_body(model: FeatureModel, body: str, target: str) -> O.Objective:
         return O.random_direction(layer, shape[0], seed=seed)
     if rest.startswith("head"):
         return _head(model, layer, rest, target)
+    if rest.startswith("direction"):
+        name, eq, value = rest.partition("=")
+        if name.strip() != "direction" or not eq:
+            raise FeaturevisError(f"malformed target {target!r}: write {layer}:direction=FILE (or FILE^P)")
+        return _direction(model, layer, value, target)
     ch_text, at, pos = rest.partition("@")
     ch = _int(ch_text, "channel", target)
     if not at:

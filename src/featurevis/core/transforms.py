@@ -84,14 +84,18 @@ class RandomAffine:
         degrees: float = 10.0,
         translate: float = 0.0,
         fill: float = 0.5,
+        per_image: bool = True,
     ):
         self.scale, self.degrees, self.translate, self.fill = scale, degrees, translate, fill
+        #: ``False``: one draw for the whole batch (images that are compared position by position).
+        self.per_image = per_image
 
     def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         b = x.shape[0]
-        s = _uniform(g, b, *self.scale)
-        a = _uniform(g, b, -self.degrees, self.degrees) * (math.pi / 180)
-        t = _uniform(g, 2 * b, -2 * self.translate, 2 * self.translate).view(b, 2)
+        n = b if self.per_image else 1
+        s = _uniform(g, n, *self.scale).expand(b)
+        a = _uniform(g, n, -self.degrees, self.degrees).expand(b) * (math.pi / 180)
+        t = _uniform(g, 2 * n, -2 * self.translate, 2 * self.translate).view(n, 2).expand(b, 2)
         cos, sin = torch.cos(a) / s, torch.sin(a) / s
         theta = torch.stack([torch.stack([cos, -sin, t[:, 0]], 1), torch.stack([sin, cos, t[:, 1]], 1)], 1)
         grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
@@ -124,7 +128,7 @@ class RandomScale:
         return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=size[0] < h)
 
     def __repr__(self) -> str:
-        return f"RandomScale({self.factors})"
+        return f"RandomScale({self.factors}, quantum={self.quantum})"
 
 
 class RandomResolution:
@@ -144,7 +148,7 @@ class RandomResolution:
         return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
 
     def __repr__(self) -> str:
-        return f"RandomResolution({self.factors}, p={self.p})"
+        return f"RandomResolution({self.factors}, p={self.p}, quantum={self.quantum})"
 
 
 class RandomRotate(RandomAffine):
@@ -167,22 +171,48 @@ class Noise:
         return f"Noise({self.std})"
 
 
+#: The render side the pixel amounts of the standard transforms were tuned at.
+REFERENCE_SIZE = 224
+#: Output sides are multiples of this many px at the reference size.
+QUANTUM = 16
+#: Renders smaller than this are small-input (CIFAR-size) ones, whose quantization and Fourier
+#: step are scaled down from the 224-px tuning; from here up the tuning is kept as measured
+#: (``benchmarks/quality.py``; at 64 px scaling both changed tuned results of other recipes
+#: without a measured gain: ``benchmarks/small_models.py``).
+SMALL_SIDE = 64
+
+
+def quantum(size: int | None) -> int:
+    """The side quantization for ``size``-px renders: 16 px, or for a small-input render
+    (under :data:`SMALL_SIDE`) proportionally less (2 px at 32, 3 at 48).
+
+    Why: at a fixed 16 px, a 32-px render could only be seen at 16, 32 or 48 px, so the
+    "random" scale of 0.7-1.2 was one of two values and the lower resolution always 16 px.
+    """
+    side = size or REFERENCE_SIZE
+    if side >= SMALL_SIDE:
+        return QUANTUM
+    return max(1, round(QUANTUM * side / REFERENCE_SIZE))
+
+
 def standard(size: int | None = None) -> Compose:
     """The default set, tuned for transfer to other networks (``benchmarks/quality.py``).
 
     Pad and jitter; a per-image affine (scale 0.8-1.2, +-15 degrees, small shift); half of
     the steps at a lower resolution (blur without changing scale); a random final scale of
     0.7-1.2 (objects must work at the sizes other networks see them); light pixel noise.
-    ``size`` is the render size; padding and jitter scale with it (tuned at 224 px).
+    ``size`` is the render size; padding, jitter and the side quantization scale with it
+    (tuned at 224 px; a 32-px CIFAR-size render pads 2 px, not 12: ``benchmarks/small_models.py``).
     """
-    k = (size or 224) / 224
+    k = (size or REFERENCE_SIZE) / REFERENCE_SIZE
+    q = quantum(size)
     return Compose(
         [
             Pad(round(12 * k)),
             Jitter(round(8 * k)),
             RandomAffine(scale=(0.8, 1.2), degrees=15.0, translate=0.03),
-            RandomResolution((0.4, 1.0), p=0.5),
-            RandomScale((0.7, 1.2)),
+            RandomResolution((0.4, 1.0), p=0.5, quantum=q),
+            RandomScale((0.7, 1.2), quantum=q),
             Noise(0.03),
         ]
     )
@@ -199,14 +229,33 @@ def patch(size: int | None = None, patch_px: int = 16) -> Compose:
     as many tokens as at its own size (a larger image would cost more tokens, a rescale one more
     resample, which a fixed-size model would undo anyway).
     """
-    p = max(patch_px, round(8 * (size or 224) / 224))
+    p = max(patch_px, round(8 * (size or REFERENCE_SIZE) / REFERENCE_SIZE))
     return Compose(
         [
             Pad(p),
             Jitter(2 * p),
             RandomAffine(scale=(0.8, 1.2), degrees=15.0, translate=0.03),
-            RandomResolution((0.4, 1.0), p=0.5),
+            RandomResolution((0.4, 1.0), p=0.5, quantum=quantum(size)),
             Noise(0.03),
+        ]
+    )
+
+
+def paired(size: int | None = None, patch_px: int | None = None) -> Compose:
+    """The ``"auto"`` set (:func:`patch` for a transformer, else :func:`standard`) with every
+    geometric draw shared by the whole batch.
+
+    For a batch whose images are compared with one another position by position (a caricature
+    and its photo, Lucid's recipe): each image is still seen shifted, rotated, rescaled and
+    blurred, but all by the same amounts, so cell (x, y) of one image's activation map and of
+    the photo's cover the same place of the frame. Pad, jitter and the scales already draw once
+    per batch; only the affine is per image in the other sets.
+    """
+    base = patch(size, patch_px) if patch_px else standard(size)
+    return Compose(
+        [
+            RandomAffine(t.scale, t.degrees, t.translate, t.fill, per_image=False) if isinstance(t, RandomAffine) else t
+            for t in base.transforms
         ]
     )
 
@@ -235,7 +284,7 @@ class RandomCrop:
         cy = (1 - f) * (2 * torch.rand(n, generator=g) - 1)
         theta = torch.zeros(n, 2, 3)
         theta[:, 0, 0], theta[:, 1, 1], theta[:, 0, 2], theta[:, 1, 2] = f, f, cx, cy
-        grid = F.affine_grid(theta.to(x), [n, 3, h, w], align_corners=False)
+        grid = F.affine_grid(theta.to(x), [n, x.shape[1], h, w], align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
     def __repr__(self) -> str:

@@ -66,7 +66,11 @@ def visualize(
     if g is None:
         g = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
-    p = make_param(param, batch, size, decorrelate=decorrelate, generator=g) if isinstance(param, str) else param
+    p = (
+        make_param(param, batch, size, decorrelate=decorrelate, generator=g, channels=model.channels)
+        if isinstance(param, str)
+        else param
+    )
     return optimize(
         model,
         objective,

@@ -164,7 +164,7 @@ def attack(
     fm = as_model(model)
     dev = resolve_device(device)
     fm.to(dev)
-    photo = fit_size(as_image(image, "photo"), size, enlarge=False)
+    photo = fit_size(as_image(image, "photo", fm.channels), size, enlarge=False)
     if quantize:
         photo = torch.round(photo * 255) / 255
     photo = photo.to(dev)

@@ -90,6 +90,7 @@ def dgn(
     if restarts < 1 or steps < 1:
         raise FeaturevisError("steps and restarts must be at least 1")
     fm = as_model(model)
+    fm.require_rgb("DGN-AM (its generator)")
     dev = resolve_device(device)
     fm.to(dev)
     generator.to(dev)

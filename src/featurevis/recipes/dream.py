@@ -272,13 +272,13 @@ def dream(
     if device is not None or isinstance(model, str):
         fm.to(resolve_device(device))
     dev = fm.device
-    photo = as_image(image, "image").to(dev)
+    photo = as_image(image, "image", fm.channels).to(dev)
     height, width = photo.shape[-2:]
     # The photo's copies at full size, the network's activations a tile at a time.
     seen = (min(tile, height), min(tile, width))
     what = f"dreaming on a {width}x{height} photo"
     check_request(fm, 1, height, width, seen=seen, what=what, hint="use a smaller photo", device=dev)
-    guide_t = as_image(guide, "guide").to(dev) if guide is not None else None
+    guide_t = as_image(guide, "guide", fm.channels).to(dev) if guide is not None else None
     obj = _objective(fm, layers, guide_t)
     validate(fm, obj, fm.input_size)
     full_mask = load_mask(mask, (height, width)).to(dev) if mask is not None else None
@@ -287,7 +287,7 @@ def dream(
     before = float(tiled_value(fm, obj, photo, tile)[0])
 
     shapes = octave_shapes(height, width, octaves, octave_scale)
-    detail = torch.zeros(1, 3, *shapes[0], device=dev)
+    detail = torch.zeros(1, photo.shape[1], *shapes[0], device=dev)
     done = 0
 
     def count(_param: PerturbedImage) -> None:
@@ -377,7 +377,7 @@ def dream_zoom(
     after keeping the frames so far. ``dream_kwargs`` go to :func:`dream` for every frame.
     """
     fm = as_model(model)
-    current = as_image(image, "image")
+    current = as_image(image, "image", fm.channels)
     out: list[torch.Tensor] = []
     bar = tqdm(range(frames), desc="zoom", disable=not progress, dynamic_ncols=True)
     try:

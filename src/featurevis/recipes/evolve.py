@@ -320,6 +320,7 @@ def evolve(
         raise FeaturevisError(f"crossover must be a probability in [0, 1], got {crossover}")
     enc = make_encoding(encoding)
     fm = as_model(model)
+    fm.require_rgb("evolve (its CPPN and pixel genomes)")
     fm.to(resolve_device(device))
     targets = _class_list(fm, classes, size)
     names = [fm.class_name(i) for i in targets]

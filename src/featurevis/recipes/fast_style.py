@@ -218,6 +218,7 @@ def train_style_net(
             :func:`featurevis.style_transfer`.
     """
     fm = as_model(model)
+    fm.require_rgb("fast style's image network")
     dev = resolve_device(device)
     fm.to(dev)
     s_layers, c_layer = resolve_layers(fm, style_layers, content_layer)

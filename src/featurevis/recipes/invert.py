@@ -53,12 +53,14 @@ def match_features(targets: Mapping[str, torch.Tensor], weights: Mapping[str, fl
     return Objective(fn, names, f"match({','.join(targets)})", tuple((n, None) for n in targets))
 
 
-def _make_param(kind: str | Parameterization, hw: tuple[int, int], g: torch.Generator) -> Parameterization:
+def _make_param(
+    kind: str | Parameterization, hw: tuple[int, int], g: torch.Generator, channels: int = 3
+) -> Parameterization:
     if isinstance(kind, Parameterization):
         if tuple(kind.size) != hw or kind.batch != 1:
             raise FeaturevisError(f"parameterization makes {kind.batch}×{kind.size}, the photo needs 1×{hw}")
         return kind
-    return make_param(kind, 1, hw, sd=0.5, generator=g)
+    return make_param(kind, 1, hw, sd=0.5, generator=g, channels=channels)
 
 
 @dataclass
@@ -121,7 +123,7 @@ def invert(
     dev = resolve_device(device)
     fm.to(dev)
     weights = parse_layers(fm, layers)
-    photo = fit_size(as_image(image, "photo"), size).to(dev)
+    photo = fit_size(as_image(image, "photo", fm.channels), size).to(dev)
     hw = tuple(photo.shape[-2:])
     check_request(fm, 1, *hw, what=f"inverting at {hw[1]}x{hw[0]} px", hint="use a smaller size", device=dev)
     with torch.no_grad():
@@ -130,7 +132,7 @@ def invert(
     validate(fm, obj, hw)
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    p = _make_param(param, hw, g)
+    p = _make_param(param, hw, g, fm.channels)
     tf = None
     if jitter:
         from ..core import transforms as T

@@ -175,6 +175,7 @@ def train_prior(
     checkpoints run in its ``after_step`` hook.
     """
     fm = as_model(model)
+    fm.require_rgb("prior-train (its generator)")
     dev = resolve_device(device)
     fm.to(dev)
     fm.check_layer(layer)

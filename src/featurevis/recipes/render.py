@@ -121,7 +121,11 @@ def render(
         objs.append(obj)
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    p = make_param(param, batch, size, decorrelate=decorrelate, generator=g) if isinstance(param, str) else param
+    p = (
+        make_param(param, batch, size, decorrelate=decorrelate, generator=g, channels=fm.channels)
+        if isinstance(param, str)
+        else param
+    )
     if alpha is not None:
         if not alpha >= 0:
             raise FeaturevisError(f"alpha is the weight of the opacity penalty, a number >= 0, not {alpha}")
@@ -196,7 +200,7 @@ def interpolate(
     size = size or fm.input_size
     g = torch.Generator().manual_seed(seed)
     kind = AlignedFourierImage if shared else FourierImage
-    p = kind(frames, size, decorrelate=decorrelate, generator=g)
+    p = kind(frames, size, decorrelate=decorrelate, channels=fm.channels, generator=g)
     result = render(fm, O.interpolation(oa, ob), size=size, batch=frames, seed=seed, param=p, **kwargs)
     result.settings.update(frames=frames, shared=shared, param=type(p).__name__)
     return result

@@ -17,13 +17,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
 
+from ..core import objectives as O
 from ..core.engine import resolve_device
 from ..core.errors import FeaturevisError
+from ..core.gradients import noisy_mean, objective_gradient, zero_point
+from ..core.heatmaps import colorize as colorize  # re-exported: saliency drew heat maps before core did
+from ..core.heatmaps import overlay, signed_image
 from ..core.images import ImageLike, as_image, fit_size, make_grid
 from ..core.memory import check_request
-from ..core.model import LOGITS, FeatureModel
+from ..core.model import FeatureModel
 from ..core.params import make_param
 from ..core.results import Result
 from ..zoo import as_model
@@ -35,36 +38,10 @@ DEFAULT_NOISE = 0.15
 #: The heat-map kinds, in panel order.
 MAPS = ("gradient", "preconditioned", "smoothgrad", "grad_x_input")
 
-# A perceptual dark-to-bright colour ramp (black, purple, orange, pale yellow) for heat maps.
-_RAMP = torch.tensor([[0.0, 0.0, 0.02], [0.33, 0.06, 0.43], [0.73, 0.21, 0.33], [0.98, 0.55, 0.04], [0.99, 1.0, 0.64]])
-
-
-def colorize(heat: torch.Tensor) -> torch.Tensor:
-    """An ``H×W`` map in [0, 1] as a ``1×3×H×W`` colour image."""
-    x = heat.clamp(0, 1) * (len(_RAMP) - 1)
-    i = x.floor().long().clamp(max=len(_RAMP) - 2)
-    f = (x - i)[..., None]
-    rgb = _RAMP[i] * (1 - f) + _RAMP[i + 1] * f
-    return rgb.permute(2, 0, 1)[None]
-
-
-def _unit(t: torch.Tensor, q: float = 0.99) -> torch.Tensor:
-    """Scale a non-negative map so its ``q`` quantile is 1 (a few hot pixels don't wash it out)."""
-    hi = torch.quantile(t.flatten().float(), q).clamp_min(1e-12)
-    return (t / hi).clamp(0, 1)
-
-
-def signed_image(g: torch.Tensor) -> torch.Tensor:
-    """A signed ``1×3×H×W`` gradient as an image: grey is zero, colours show the direction."""
-    return (0.5 + 0.5 * g / torch.quantile(g.abs().flatten(), 0.99).clamp_min(1e-12)).clamp(0, 1)
-
 
 def input_gradient(model: FeatureModel, x: torch.Tensor, cls: int) -> torch.Tensor:
     """d logit[cls] / d x for each image of the batch ``x``."""
-    x = x.detach().clone().requires_grad_(True)
-    logits = model(x, [LOGITS])[LOGITS].float()
-    (grad,) = torch.autograd.grad(logits[:, cls].sum(), x)
-    return grad
+    return objective_gradient(model, O.class_logit(cls), x)[1]
 
 
 def preconditioned(grad: torch.Tensor, kind: str = "fourier", decorrelate: bool = True) -> torch.Tensor:
@@ -73,7 +50,8 @@ def preconditioned(grad: torch.Tensor, kind: str = "fourier", decorrelate: bool 
     ``J`` is the parameterization's Jacobian at its neutral point; for ``fourier`` it scales
     frequencies by 1/f and mixes colours along ImageNet's principal components.
     """
-    p = make_param(kind, grad.shape[0], tuple(grad.shape[-2:]), sd=0.0, decorrelate=decorrelate).to(grad.device)
+    n, c, h, w = grad.shape
+    p = make_param(kind, n, (h, w), sd=0.0, decorrelate=decorrelate, channels=c).to(grad.device)
     params = list(p.parameters())
     out = p()
     jt_g = torch.autograd.grad(out, params, grad_outputs=grad, retain_graph=True)
@@ -84,12 +62,8 @@ def preconditioned(grad: torch.Tensor, kind: str = "fourier", decorrelate: bool 
     return step.detach()
 
 
-def _zero_point(model: FeatureModel, like: torch.Tensor) -> torch.Tensor:
-    """The [0, 1] image the network's preprocessing maps to 0 (per channel; assumes it's affine)."""
-    one = torch.ones(1, 3, 1, 1, device=like.device)
-    with torch.no_grad():
-        n0, n1 = model.normalize(0 * one).float(), model.normalize(one).float()
-    return -n0 / (n1 - n0)
+#: Kept under its old name: the preprocessing's zero point is core's now.
+_zero_point = zero_point
 
 
 @dataclass
@@ -113,8 +87,7 @@ class SaliencyResult(Result):
 
     def overlay(self, kind: str, alpha: float = 0.6) -> torch.Tensor:
         """The heat map in colour over a dimmed grey copy of the photo."""
-        grey = self.photo.mean(1, keepdim=True).expand_as(self.photo)
-        return ((1 - alpha) * grey + alpha * colorize(_unit(self.heat(kind)))).clamp(0, 1)
+        return overlay(self.photo, self.heat(kind), alpha)
 
     @property
     def image(self) -> torch.Tensor:
@@ -126,6 +99,9 @@ class SaliencyResult(Result):
             self.overlay("smoothgrad"),
             self.overlay("grad_x_input"),
         ]
+        # a grayscale photo's tiles in colour beside the heat maps; an RGB + depth photo shows
+        # its RGB (the heat maps sum over every channel)
+        tiles = [t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t[:, :3] for t in tiles]
         return make_grid(torch.cat(tiles), ncols=len(tiles))
 
     def box_concentration(self, kind: str, box: Sequence[float], against: Sequence[float] | None = None) -> float:
@@ -186,30 +162,22 @@ def saliency(
     fm = as_model(model)
     dev = resolve_device(device)
     fm.to(dev)
-    photo = fit_size(as_image(image, "photo"), size, enlarge=False).to(dev)
+    photo = fit_size(as_image(image, "photo", fm.channels), size, enlarge=False).to(dev)
     h, w = photo.shape[-2:]
     check_request(fm, min(batch, samples), h, w, copies=4, what=f"saliency at {w}x{h} px", device=dev)
     probs = fm.predict(photo)[0]
     cls = int(probs.argmax()) if target is None else fm.class_index(target)
     grad = input_gradient(fm, photo, cls)
     g = torch.Generator().manual_seed(seed)
-    total = torch.zeros_like(photo)
-    done, interrupted = 0, False
-    bar = tqdm(total=samples, desc="SmoothGrad", unit="sample", disable=not progress, leave=False, dynamic_ncols=True)
-    try:
-        while done < samples:
-            n = min(batch, samples - done)
-            eps = torch.randn((n, *photo.shape[1:]), generator=g).to(dev) * noise
-            total += input_gradient(fm, photo + eps, cls).sum(0, keepdim=True)
-            done += n
-            bar.update(n)
-    except KeyboardInterrupt:
-        if not done:
-            raise
-        interrupted = True
-        tqdm.write(f"featurevis: interrupted; SmoothGrad keeps the average of {done} of {samples} samples")
-    finally:
-        bar.close()
+    smooth, done, interrupted = noisy_mean(
+        lambda noisy: input_gradient(fm, noisy, cls).sum(0, keepdim=True),
+        photo,
+        samples,
+        noise,
+        batch=batch,
+        generator=g,
+        progress=progress,
+    )
     return SaliencyResult(
         photo=photo.cpu(),
         target=cls,
@@ -217,8 +185,8 @@ def saliency(
         probability=float(probs[cls]),
         gradient=grad.cpu(),
         preconditioned=preconditioned(grad).cpu(),
-        smoothgrad=(total / done).cpu(),
-        grad_x_input=(grad * (photo - _zero_point(fm, photo))).cpu(),
+        smoothgrad=smooth.cpu(),
+        grad_x_input=(grad * (photo - zero_point(fm, photo))).cpu(),
         settings=dict(model=fm.name, size=tuple(photo.shape[-2:]), samples=done, noise=noise, seed=seed),
         interrupted=interrupted,
     )

@@ -93,10 +93,10 @@ class StyleResult(Result):
         )
 
 
-def _styles(style: ImageLike | Sequence[ImageLike]) -> list[torch.Tensor]:
+def _styles(style: ImageLike | Sequence[ImageLike], channels: int = 3) -> list[torch.Tensor]:
     if isinstance(style, (str, os.PathLike, torch.Tensor)):
         style = [style]
-    out = [as_image(s, "style image") for s in style]
+    out = [as_image(s, "style image", channels) for s in style]
     if not out:
         raise FeaturevisError("give at least one style image")
     return out
@@ -142,8 +142,8 @@ def style_transfer(
     s_layers, c_layer = resolve_layers(fm, style_layers, content_layer)
     if init not in ("content", "noise"):
         raise FeaturevisError(f"unknown init {init!r}: use content or noise")
-    original = as_image(content, "content image")
-    styles = _styles(style)
+    original = as_image(content, "content image", fm.channels)
+    styles = _styles(style, fm.channels)
     weights = list(style_weights) if style_weights is not None else [1.0] * len(styles)
     photo = fit_size(original, size).to(dev)
     hw = tuple(photo.shape[-2:])

@@ -240,6 +240,17 @@ def zoo_entry(name: str) -> ZooEntry:
     return ZOO[key]
 
 
+def label_peers(name: str) -> list[str]:
+    """The other zoo models that share ``name``'s labels (same classes, same indices) and whose
+    weights are here without a download: the judges of a class visualization's transfer (lite1
+    and lite2 for lite0). Empty for a name outside the zoo."""
+    key = ALIASES.get(name, name)
+    if key not in ZOO:
+        return []
+    labels = ZOO[key].labels
+    return [e.name for e in _ENTRIES if e.name != key and e.labels is labels and e.weights_present()]
+
+
 def load_model(name: str = DEFAULT_MODEL, weights: str | Path | None = None, *, download: bool = True) -> FeatureModel:
     """A model by name, ready to visualize: a zoo model (``efficientnet_lite0``, ``inception_v1``,
     ``vgg19``...), ``timm:NAME`` (any timm model) or ``clip:ARCH[:TAG]`` (open_clip's image tower
@@ -276,10 +287,18 @@ def load_model(name: str = DEFAULT_MODEL, weights: str | Path | None = None, *, 
     )
 
 
+def first_conv_channels(net: nn.Module) -> int | None:
+    """The input channels of the module's first ``Conv2d`` (by definition order), if it has one."""
+    conv = next((m for m in net.modules() if isinstance(m, nn.Conv2d)), None)
+    return conv.in_channels if conv is not None else None
+
+
 def as_model(model: str | nn.Module | FeatureModel) -> FeatureModel:
     """Accept a model name, a ``FeatureModel``, or any ``nn.Module``: ImageNet normalization
     unless the module carries its own (timm's ``pretrained_cfg``, open_clip's ``preprocess_cfg``);
-    an open_clip CLIP model becomes its image tower with its text encoder."""
+    an open_clip CLIP model becomes its image tower with its text encoder. A module whose first
+    convolution reads other than 3 channels gets that many (``FeatureModel(channels=)``) with
+    the default normalization for them; wrap it in a ``FeatureModel`` to give its own."""
     if isinstance(model, FeatureModel):
         return model
     if isinstance(model, str):
@@ -293,5 +312,9 @@ def as_model(model: str | nn.Module | FeatureModel) -> FeatureModel:
             from . import timm_models  # a timm module says how it was trained to see
 
             return FeatureModel(model, **timm_models.settings(model))
-        return FeatureModel(model, **hub.preprocessing(model))
+        settings = hub.preprocessing(model)
+        channels = first_conv_channels(model)
+        if channels not in (None, 3) and "mean" not in settings:
+            settings["channels"] = channels  # a grayscale or RGB + depth network says so itself
+        return FeatureModel(model, **settings)
     raise FeaturevisError(f"expected a model name or torch.nn.Module, got {type(model).__name__}")

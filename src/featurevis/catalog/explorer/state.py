@@ -15,8 +15,11 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from ...core.errors import FeaturevisError, unknown
-from ..store import CatalogStore
+from ..store import SCORES, CatalogStore
 from .jobs import JobQueue, ModelCache
+
+#: Each fidelity score's short label, by column.
+SCORE_LABELS = {key: label for key, label, _ in SCORES}
 
 
 class Problem(Exception):
@@ -50,9 +53,10 @@ class Explorer:
             raise Problem(404, f"no catalog run {run!r} in {self.root.name}")
         return row
 
-    def layer(self, s: CatalogStore, run: str, layer: str) -> tuple[sqlite3.Row, list[sqlite3.Row]]:
-        """``layer``'s row and all the run's layers, or a 404 naming the closest layer names."""
-        layers = s.layers(run)
+    def layer(self, s: CatalogStore, run: str, layer: str) -> tuple[dict, list[dict]]:
+        """``layer``'s row and all the run's layers, then its sets of atoms (:func:`units`), or a
+        404 naming the closest names."""
+        layers = units(s, run)
         for row in layers:
             if row["layer"] == layer:
                 return row, layers
@@ -78,6 +82,27 @@ class Explorer:
         if request.url.path.startswith("/api/"):
             return JSONResponse({"error": message}, status_code=status)
         return self.page(request, "error.html", f"error {status}", status=status, code=status, message=message)
+
+
+def units(s: CatalogStore, run: str) -> list[dict]:
+    """The run's browsable sets of units: its layers (``atoms`` None), then its sets of concept
+    atoms (``_blocks.8~nmf64``: ``channels`` is the number of atoms, ``atoms`` a title such as
+    "_blocks.8 NMF atoms", ``fit`` the fit's settings and figures)."""
+    out = [dict(r, atoms=None, of=r["layer"], fit=None) for r in s.layers(run)]
+    for u in s.unit_sets(run):
+        label = {"nmf": "NMF", "sae": "SAE"}.get(u["method"], u["method"])
+        out.append(
+            dict(
+                layer=u["unit_set"],
+                channels=u["k"],
+                shape=f"{u['k']} directions in {u['layer']}",
+                done=u["done"],
+                atoms=f"{label} atoms",
+                of=u["layer"],
+                fit=json.loads(u["fit"]),
+            )
+        )
+    return out
 
 
 def explorer(request: Request) -> Explorer:

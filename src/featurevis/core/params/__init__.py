@@ -7,6 +7,7 @@ is one :func:`register` call.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -20,31 +21,51 @@ from .cppn import CPPNGenome, CPPNImage
 from .fourier import AlignedFourierImage, FourierImage
 from .maco import MacoImage, natural_spectrum
 from .pixel import PerturbedImage, PixelImage
+from .reference import WithReference
 
 #: name -> factory(batch, size, *, sd, decorrelate, generator) -> Parameterization
 PARAMETERIZATIONS: dict[str, Callable[..., Parameterization]] = {}
 
 
 def register(name: str, factory: Callable[..., Parameterization]) -> None:
-    """Make ``factory(batch, size, *, sd, decorrelate, generator)`` available as ``param=name``."""
+    """Make ``factory(batch, size, *, sd, decorrelate, generator[, channels])`` available as
+    ``param=name``; a factory that takes ``channels`` also serves grayscale and N-channel models."""
     PARAMETERIZATIONS[name] = factory
 
 
 register(
     "fourier",
-    lambda batch, size, *, sd, decorrelate, generator: FourierImage(
-        batch, size, sd=sd, decorrelate=decorrelate, generator=generator
+    lambda batch, size, *, sd, decorrelate, generator, channels=3: FourierImage(
+        batch, size, sd=sd, decorrelate=decorrelate, channels=channels, generator=generator
     ),
 )
 register(
     "pixel",
-    lambda batch, size, *, sd, decorrelate, generator: PixelImage(
-        batch, size, sd=sd, decorrelate=decorrelate, generator=generator
+    lambda batch, size, *, sd, decorrelate, generator, channels=3: PixelImage(
+        batch, size, sd=sd, decorrelate=decorrelate, channels=channels, generator=generator
     ),
 )
 # A CPPN starts grey and a MACO image has a fixed spectrum: neither takes ``sd`` or ``decorrelate``.
-register("cppn", lambda batch, size, *, sd, decorrelate, generator: CPPNImage(batch, size, generator=generator))
-register("maco", lambda batch, size, *, sd, decorrelate, generator: MacoImage(batch, size, generator=generator))
+register(
+    "cppn",
+    lambda batch, size, *, sd, decorrelate, generator, channels=3: CPPNImage(
+        batch, size, channels=channels, generator=generator
+    ),
+)
+register(
+    "maco",
+    lambda batch, size, *, sd, decorrelate, generator, channels=3: MacoImage(
+        batch, size, channels=channels, generator=generator
+    ),
+)
+
+
+def _takes_channels(factory: Callable[..., Parameterization]) -> bool:
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+    return "channels" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def make_param(
@@ -55,12 +76,20 @@ def make_param(
     sd: float = 0.01,
     decorrelate: bool = True,
     generator: torch.Generator | None = None,
+    channels: int = 3,
 ) -> Parameterization:
     """A parameterization by name: ``fourier`` (default), ``pixel``, ``cppn`` or ``maco``
-    (natural magnitude spectrum, phase optimized); ``sd`` is the initial noise."""
+    (natural magnitude spectrum, phase optimized); ``sd`` is the initial noise; ``channels``
+    the model's input channels (a factory registered without a ``channels`` argument draws RGB
+    only and is refused for other models)."""
     if kind not in PARAMETERIZATIONS:
         raise FeaturevisError(f"unknown parameterization {kind!r}: choose {', '.join(PARAMETERIZATIONS)}")
-    return PARAMETERIZATIONS[kind](batch, size, sd=sd, decorrelate=decorrelate, generator=generator)
+    factory = PARAMETERIZATIONS[kind]
+    if channels == 3:
+        return factory(batch, size, sd=sd, decorrelate=decorrelate, generator=generator)
+    if not _takes_channels(factory):
+        raise FeaturevisError(f"parameterization {kind!r} draws RGB images only; this model reads {channels} channels")
+    return factory(batch, size, sd=sd, decorrelate=decorrelate, generator=generator, channels=channels)
 
 
 __all__ = [
@@ -77,6 +106,7 @@ __all__ = [
     "Parameterization",
     "PerturbedImage",
     "PixelImage",
+    "WithReference",
     "decorrelated_to_rgb",
     "make_param",
     "natural_spectrum",

@@ -35,7 +35,7 @@ class AlphaImage(Parameterization):
     def background(self, like: torch.Tensor) -> torch.Tensor:
         """Random smooth backgrounds: a 4×4 grid of random colours, bilinearly enlarged."""
         b, _, h, w = like.shape
-        coarse = torch.rand(b, 3, 4, 4, generator=self._backgrounds).to(like)
+        coarse = torch.rand(b, like.shape[1], 4, 4, generator=self._backgrounds).to(like)
         return F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
 
     def images_and_extras(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -47,7 +47,7 @@ class AlphaImage(Parameterization):
         return self.images_and_extras()[0]
 
     def rgba(self) -> torch.Tensor:
-        """``B×4×H×W`` in [0, 1]: colour and opacity."""
+        """``B×(C+1)×H×W`` in [0, 1]: colour (``C`` channels, 3 for RGB) and opacity."""
         return torch.cat([self.rgb(), self.alpha()], 1)
 
     def constrain(self) -> None:

@@ -17,13 +17,28 @@ _COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.0
 COLOR_CORRELATION = _COLOR_SQRT / _COLOR_SQRT.norm(dim=0).max()
 
 
+def _on_colour(t: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    """``matrix`` applied to the first three channels; the others pass unchanged.
+
+    The decorrelation is ImageNet's RGB covariance, a 3-channel constant: a 1- or 2-channel
+    image has no colour to decorrelate (its channels are left as they are), and an image of 4
+    or more channels is read as RGB followed by other measurements (depth, infrared...) whose
+    correlation with colour nobody measured, so those are drawn independently.
+    """
+    if t.shape[1] < 3:
+        return t
+    rgb = torch.einsum("ij,bjhw->bihw", matrix.to(t), t[:, :3])
+    return rgb if t.shape[1] == 3 else torch.cat([rgb, t[:, 3:]], 1)
+
+
 def decorrelated_to_rgb(t: torch.Tensor) -> torch.Tensor:
-    """Map a ``B×3×H×W`` tensor from the decorrelated colour basis to RGB (still unbounded)."""
-    return torch.einsum("ij,bjhw->bihw", COLOR_CORRELATION.to(t), t)
+    """Map a ``B×C×H×W`` tensor from the decorrelated colour basis to RGB (still unbounded);
+    only the first three channels are colour (see :func:`_on_colour`)."""
+    return _on_colour(t, COLOR_CORRELATION)
 
 
 def rgb_to_decorrelated(t: torch.Tensor) -> torch.Tensor:
-    return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(COLOR_CORRELATION).to(t), t)
+    return _on_colour(t, torch.linalg.inv(COLOR_CORRELATION))
 
 
 def _to_unit(t: torch.Tensor, squash: str) -> torch.Tensor:
@@ -43,7 +58,7 @@ def _inverse_unit(x: torch.Tensor, squash: str) -> torch.Tensor:
 
 
 class Parameterization(nn.Module):
-    """Base: ``forward()`` returns ``B×3×H×W`` images in [0, 1]."""
+    """Base: ``forward()`` returns ``B×C×H×W`` images in [0, 1] (``C`` = the model's channels, 3 by default)."""
 
     batch: int
     size: tuple[int, int]

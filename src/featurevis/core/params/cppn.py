@@ -332,7 +332,8 @@ def _composite(t: torch.Tensor) -> torch.Tensor:
 class CPPNImage(Parameterization):
     """Images drawn by a dense CPPN whose weights are the parameters (one network per image).
 
-    ``layers`` hidden layers of ``width`` units map ``(x, y, r)`` to RGB through a sigmoid.
+    ``layers`` hidden layers of ``width`` units map ``(x, y, r)`` to RGB (or ``channels``
+    outputs) through a sigmoid.
     Gradient descent on the weights gives smooth, resolution-independent patterns: optimize
     at a small ``size``, then :meth:`render_at` a large one.
     """
@@ -353,9 +354,11 @@ class CPPNImage(Parameterization):
         squash: str = "sigmoid",
         decorrelate: bool = False,
         scale: float = math.sqrt(3),
+        channels: int = 3,
         generator: torch.Generator | None = None,
     ):
         super().__init__()
+        self.channels = channels
         if layers < 1 or width < 1:
             raise FeaturevisError(f"a CPPN needs at least one layer and unit, got {layers}x{width}")
         h, w = (size, size) if isinstance(size, int) else size
@@ -370,8 +373,8 @@ class CPPNImage(Parameterization):
             fan_in = 2 * width
         # The output layer starts at zero: every image starts a uniform grey, like the other
         # parameterizations, and the first steps choose where colour goes.
-        weights.append(nn.Parameter(torch.zeros(batch, 3, fan_in)))
-        biases.append(nn.Parameter(torch.zeros(batch, 3)))
+        weights.append(nn.Parameter(torch.zeros(batch, channels, fan_in)))
+        biases.append(nn.Parameter(torch.zeros(batch, channels)))
         self.weights, self.biases = nn.ParameterList(weights), nn.ParameterList(biases)
 
     def draw(self, grid: torch.Tensor) -> torch.Tensor:
@@ -383,7 +386,7 @@ class CPPNImage(Parameterization):
             t = torch.baddbmm(b[:, None, :], t, wt.transpose(1, 2))
             if i < n - 1:
                 t = _composite(t)
-        t = t.transpose(1, 2).reshape(self.batch, 3, h, w)
+        t = t.transpose(1, 2).reshape(self.batch, self.channels, h, w)
         if self.decorrelate:
             t = decorrelated_to_rgb(t)
         return _to_unit(t if self.squash == "sigmoid" else t + 0.5, self.squash)

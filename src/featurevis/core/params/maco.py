@@ -106,13 +106,24 @@ def natural_spectrum(size: int | tuple[int, int], images: Sequence[ImageLike] | 
     return spec
 
 
+def channel_spectrum(spectrum: torch.Tensor, channels: int) -> torch.Tensor:
+    """The photos' ``3×H×(W//2+1)`` decorrelated-colour magnitudes for a ``channels``-channel
+    model: one channel keeps the luminance magnitude (the decorrelated basis's first
+    component), more than three add the luminance magnitude for each further channel (a depth
+    or infrared map is assumed to share natural images' 1/f fall-off, not their colour)."""
+    if channels <= 3:
+        return spectrum[:channels] if channels != 2 else spectrum[:1].expand(2, -1, -1)
+    return torch.cat([spectrum, spectrum[:1].expand(channels - 3, -1, -1)])
+
+
 class MacoImage(Parameterization):
     """Images with a fixed natural magnitude spectrum; the parameters are the phases.
 
     The spectrum lives in the decorrelated colour basis, so with one phase per channel the
-    colours stay natural. The inverse FFT is standardized per image and squashed by a sigmoid (``contrast`` sets how
-    far the standardized values reach into [0, 1]). While it is optimized, the absolute
-    gradient reaching each pixel is accumulated: :meth:`transparency` returns it normalized.
+    colours stay natural (``channels``: see :func:`channel_spectrum`). The inverse FFT is
+    standardized per image and squashed by a sigmoid (``contrast`` sets how far the
+    standardized values reach into [0, 1]). While it is optimized, the absolute gradient
+    reaching each pixel is accumulated: :meth:`transparency` returns it normalized.
 
     Args:
         spectrum: ``3×H×(W//2+1)`` magnitudes (default: :func:`natural_spectrum` of the
@@ -126,6 +137,7 @@ class MacoImage(Parameterization):
         *,
         spectrum: torch.Tensor | None = None,
         contrast: float = 1.5,
+        channels: int = 3,
         generator: torch.Generator | None = None,
     ):
         super().__init__()
@@ -134,8 +146,8 @@ class MacoImage(Parameterization):
         spec = natural_spectrum((h, w)) if spectrum is None else spectrum.float()
         if spec.shape != (3, h, w // 2 + 1):
             raise FeaturevisError(f"spectrum has shape {tuple(spec.shape)}; {h}x{w} images need (3, {h}, {w // 2 + 1})")
-        self.register_buffer("magnitude", spec[None].clone())
-        phase = (2 * torch.rand(batch, 3, h, w // 2 + 1, generator=generator) - 1) * math.pi
+        self.register_buffer("magnitude", channel_spectrum(spec, channels)[None].clone())
+        phase = (2 * torch.rand(batch, channels, h, w // 2 + 1, generator=generator) - 1) * math.pi
         self.phase = torch.nn.Parameter(phase)
         self.register_buffer("accumulated", torch.zeros(batch, 1, h, w))
 

@@ -21,18 +21,19 @@ class PixelImage(Parameterization):
         decorrelate: bool = False,
         squash: str = "sigmoid",
         init: torch.Tensor | None = None,
+        channels: int = 3,
         generator: torch.Generator | None = None,
     ):
         super().__init__()
         h, w = (size, size) if isinstance(size, int) else size
         self.batch, self.size, self.decorrelate, self.squash = batch, (h, w), decorrelate, squash
         if init is not None:
-            t = _inverse_unit(init.float().expand(batch, 3, h, w), squash)
+            t = _inverse_unit(init.float().expand(batch, channels, h, w), squash)
             if squash == "clamp":
                 t = t - 0.5
             data = rgb_to_decorrelated(t) if decorrelate else t
         else:
-            data = torch.randn(batch, 3, h, w, generator=generator) * sd
+            data = torch.randn(batch, channels, h, w, generator=generator) * sd
         self.pixels = nn.Parameter(data.contiguous())
 
     def forward(self) -> torch.Tensor:

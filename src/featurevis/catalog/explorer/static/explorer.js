@@ -13,3 +13,15 @@ document.addEventListener('keydown', e => {
     tiles[Math.max(0, Math.min(tiles.length - 1, i))].focus();
   }
 });
+
+// The layer grid's sort form applies as soon as a choice changes (its button stays for typing a
+// minimum, and for browsers without scripts); a new sort key starts from its natural order:
+// channels upwards, scores best first.
+const sortForm = document.getElementById('sort-form');
+if (sortForm) {
+  sortForm.elements.sort.addEventListener('change', e => {
+    sortForm.elements.order.value = e.target.value === 'channel' ? 'asc' : 'desc';
+    sortForm.submit();
+  });
+  sortForm.elements.order.addEventListener('change', () => sortForm.submit());
+}
