@@ -30,7 +30,7 @@ smoother *and* closer to the photo's activations (chelsea, 128 px, 128 steps: co
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -116,6 +116,7 @@ def caricature(
     seed: int = 0,
     device: str | torch.device | None = None,
     progress: bool = True,
+    on_step: Callable[[], None] | None = None,
 ) -> CaricatureResult:
     """One caricature of ``photo`` per layer in ``layers``, all optimized in one batch.
 
@@ -129,6 +130,7 @@ def caricature(
         cossim_pow: the cosine's power p in dot × cos^p (0: the plain dot product).
         size: longest side to work at (default: the model's input size).
         lr: Adam's rate (default: the Fourier parameterization's).
+        on_step: called after every step (a job's progress; raising there stops the work).
     Returns:
         A :class:`CaricatureResult`; Ctrl-C returns the caricatures so far, ``interrupted`` set.
     """
@@ -172,6 +174,7 @@ def caricature(
         generator=g,
         progress=progress,
         description="caricature",
+        after_step=(lambda _p: on_step()) if on_step else None,
     )
     images = torch.round(result.images[:n] * 255) / 255
     return CaricatureResult(
