@@ -37,11 +37,13 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from .core.params.cppn import CPPNGenome, CPPNImage
     from .core.params.maco import MacoImage, natural_spectrum
     from .core.targets import parse_target
+    from .recipes.atlas import AtlasResult, atlas
     from .recipes.attack import AttackResult, attack
     from .recipes.dgn import dgn, encode_images
     from .recipes.dream import DreamResult, dream, dream_zoom
     from .recipes.evolve import EvolveResult, evolve
     from .recipes.fast_style import StyleNet, load_style_net, stylize, train_style_net
+    from .recipes.groups import ActivationGridResult, GroupsResult, activation_grid, groups
     from .recipes.invert import InversionResult, invert, invert_depths
     from .recipes.prior_train import train_prior
     from .recipes.render import interpolate, render
@@ -72,11 +74,13 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".core.params.cppn": ("CPPNGenome", "CPPNImage"),
     ".core.params.maco": ("MacoImage", "natural_spectrum"),
     ".core.targets": ("parse_target",),
+    ".recipes.atlas": ("AtlasResult", "atlas"),
     ".recipes.attack": ("AttackResult", "attack"),
     ".recipes.dgn": ("dgn", "encode_images"),
     ".recipes.dream": ("DreamResult", "dream", "dream_zoom"),
     ".recipes.evolve": ("EvolveResult", "evolve"),
     ".recipes.fast_style": ("StyleNet", "load_style_net", "stylize", "train_style_net"),
+    ".recipes.groups": ("ActivationGridResult", "GroupsResult", "activation_grid", "groups"),
     ".recipes.invert": ("InversionResult", "invert", "invert_depths"),
     ".recipes.prior_train": ("train_prior",),
     ".recipes.render": ("interpolate", "render"),

@@ -45,6 +45,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("fool", "perturb a photo invisibly so the network misclassifies it (FGSM/PGD)", "fool"),
     Command("evolve", "evolve fooling images for classes with no gradients (CPPN or pixel genomes)", "evolve"),
     Command("saliency", "raw and preconditioned input gradients, SmoothGrad and gradient×input", "saliency"),
+    Command("groups", "neuron groups: factor a photo's activations into parts, map and draw each", "groups"),
+    Command("activation-grid", "draw what a layer sees at each cell of a photo's activation map", "activation_grid"),
+    Command("atlas", "activation atlas: a 2-D map of a layer's activations over many image patches", "atlas"),
     Command(
         "prior-train", "train a generator prior that inverts a layer of your model (for --prior dgn)", "prior_train"
     ),
