@@ -7,13 +7,12 @@ from pathlib import Path
 
 from ..core.images import load_image
 from ..recipes.groups import DEFAULT_CELL_SIZE, DEFAULT_GRID_STEPS, activation_grid
-from .args import add_common, add_model, add_output, add_size, add_steps, model_from_args, positive_int
+from .args import add_common, add_output, add_size, add_steps, model_from_args, positive_int
+from .groups import add_photo_and_layer
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("photo", help="the photo to explain")
-    add_model(p)
-    p.add_argument("-l", "--layer", default=None, help="a layer with a spatial map (default: the model's default)")
+    add_photo_and_layer(p)
     p.add_argument(
         "--cells",
         type=positive_int,

@@ -10,10 +10,15 @@ from ..recipes.groups import DEFAULT_GROUPS, DEFAULT_SIZE, DEFAULT_STEPS, groups
 from .args import add_common, add_model, add_output, add_size, add_steps, model_from_args, positive_int
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def add_photo_and_layer(p: argparse.ArgumentParser) -> None:
+    """``PHOTO``, ``-m MODEL`` and ``-l LAYER``: what the photo explanations start from."""
     p.add_argument("photo", help="the photo to explain")
     add_model(p)
     p.add_argument("-l", "--layer", default=None, help="a layer with a spatial map (default: the model's default)")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_photo_and_layer(p)
     p.add_argument(
         "--groups", type=positive_int, default=DEFAULT_GROUPS, help="neuron groups to find (default %(default)s)"
     )
