@@ -2,6 +2,8 @@
 
     python benchmarks/groups_atlas.py quality [--layer _blocks.8]
     python benchmarks/groups_atlas.py speed [--images 300] [--per-image 16] [--layer _blocks.10]
+    python benchmarks/groups_atlas.py grid [--layer _blocks.8] [--cells 7]
+    python benchmarks/groups_atlas.py atlas [--layer _blocks.10] [--grid 8] [--steps 64]
 
 ``quality``: for each of scikit-image's four colour photos, the relative NMF reconstruction
 error of its activations at LAYER for 1, 2, 4, 6, 8 and 12 groups (``fv.groups`` with one
@@ -15,6 +17,10 @@ positions) over IMAGES augmented crops of the sample photos fed at 224 px, plain
 class attribution a class atlas needs (a forward and backward pass through the whole
 network), then UMAP (umap-learn, cosine metric, as ``fv.atlas`` runs it) on the samples.
 Times depend on the machine and its load: report them with both.
+
+``grid`` and ``atlas``: an activation grid of chelsea (64 px cells, 128 steps) and an atlas of
+the augmented sample photos (48 px cells); for each picture, the cosine of its mean activation
+vector to its own cell's vector and to the other cells', and how often its own is the highest.
 """
 
 from __future__ import annotations
@@ -74,21 +80,48 @@ def speed(args: argparse.Namespace) -> None:
         print(f"UMAP of {m} x {samples.values.shape[1]} samples: {time.perf_counter() - start:.1f} s", flush=True)
 
 
+def _self_scores(model, images, layer, directions) -> str:
+    s = direction_scores(model, images, layer, directions)
+    own = s.diag()
+    others = (s.sum(1) - own) / (len(own) - 1)
+    top1 = (s.argmax(1) == torch.arange(len(own))).float()
+    n = len(own)
+    return f"own vector highest in {int(top1.sum())} of {n} cells; cos own {own.mean():.2f}, others {others.mean():.2f}"
+
+
+def grid(args: argparse.Namespace) -> None:
+    model = fv.load_model("lite0")
+    photo = dict(named_sample_photos())["chelsea"]
+    r = fv.activation_grid(model, photo, args.layer, cells=args.cells, progress=False)
+    print(
+        f"activation grid, chelsea, {args.layer}, {r.rows}x{r.cols}: "
+        + _self_scores(model, r.images, args.layer, r.vectors)
+    )
+
+
+def atlas(args: argparse.Namespace) -> None:
+    model = fv.load_model("lite0")
+    r = fv.atlas(model, args.layer, grid=args.grid, steps=args.steps, progress=False)
+    t = r.timings
+    print(f"atlas, {args.layer}, {r.settings['images']}, {t['samples']} samples, {len(r.cells)} of "
+          f"{args.grid}x{args.grid} cells: {_self_scores(model, r.images, args.layer, r.directions)}")  # fmt: skip
+    r.save(f"atlas-{args.layer}-{args.grid}.png")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=("quality", "speed"))
+    ap.add_argument("what", choices=("quality", "speed", "grid", "atlas"))
     ap.add_argument("--layer", default=None)
     ap.add_argument("--images", type=int, default=300)
     ap.add_argument("--per-image", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--cells", type=int, default=7)
+    ap.add_argument("--grid", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=64)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    if args.what == "quality":
-        args.layer = args.layer or "_blocks.8"
-        quality(args)
-    else:
-        args.layer = args.layer or "_blocks.10"
-        speed(args)
+    args.layer = args.layer or ("_blocks.8" if args.what in ("quality", "grid") else "_blocks.10")
+    {"quality": quality, "speed": speed, "grid": grid, "atlas": atlas}[args.what](args)
 
 
 if __name__ == "__main__":
