@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..core.images import load_image
 from ..recipes.groups import DEFAULT_CELL_SIZE, DEFAULT_GRID_STEPS, activation_grid
-from .args import add_common, add_output, add_size, add_steps, model_from_args, positive_int
-from .groups import add_photo_and_layer
+from .args import add_common, add_output, add_size, add_steps, positive_int
+from .groups import add_photo_and_layer, run_on_photo
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,19 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    photo = load_image(args.photo)
-    model = model_from_args(args)
-    r = activation_grid(
-        model,
-        photo,
-        args.layer,
-        cells=args.cells,
-        size=args.size,
-        steps=args.steps,
-        seed=args.seed,
-        device=args.device,
-        progress=args.progress,
-    )
+    r = run_on_photo(args, activation_grid, cells=args.cells)
     r.save(args.output)
     note = " (interrupted: the cells not rendered are white)" if r.interrupted else ""
     print(f"wrote {args.output}: the photo and {r.rows}x{r.cols} cells of {r.layer}{note}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from ..core.images import load_image
@@ -28,20 +29,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_common(p)
 
 
-def run(args: argparse.Namespace) -> int:
-    photo = load_image(args.photo)
-    model = model_from_args(args)
-    r = groups(
-        model,
-        photo,
+def run_on_photo(args: argparse.Namespace, recipe: Callable, **options: object):
+    """``recipe(model, photo, layer, ...)`` with the arguments every photo explanation shares."""
+    return recipe(
+        model_from_args(args),
+        load_image(args.photo),
         args.layer,
-        groups=args.groups,
         size=args.size,
         steps=args.steps,
         seed=args.seed,
         device=args.device,
         progress=args.progress,
+        **options,
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    r = run_on_photo(args, groups, groups=args.groups)
     r.save(args.output)
     print(f"{r.k} groups at {r.layer}: relative reconstruction error {r.error:.3f}")
     note = " (interrupted: visualizations unfinished)" if r.interrupted else ""
