@@ -43,9 +43,10 @@ from ..zoo import as_model
 
 DEFAULT_GRID = 20
 DEFAULT_PER_IMAGE = 16
-#: Cell side and steps: small, so a 20x20 atlas renders in minutes on a CPU.
+#: Cell side and steps: small cells, so a 20x20 atlas renders in minutes on a CPU; 256 steps,
+#: because at 128 the cells of flat regions (sky, backgrounds) were still grey noise.
 DEFAULT_SIZE = 48
-DEFAULT_STEPS = 128
+DEFAULT_STEPS = 256
 #: A cell needs this many samples to be drawn (fewer: left empty, as in the paper).
 MIN_COUNT = 3
 #: Fewer images than this are augmented into :data:`AUGMENTED` random crops and flips.
