@@ -81,6 +81,8 @@ def _image_readers(path: str) -> dict[str, list[str]]:
         "caricature": ["caricature", path, *SMALL, "-o", "out.png"],
         "accentuate": ["accentuate", path, "_blocks.8:1", *SMALL, "-o", "out.png"],
         "attribute": ["attribute", path, "--steps", "1", "--size", "32", "--vis-steps", "0", "-o", "out.png"],
+        "groups": ["groups", path, *SMALL, "-o", "out.png"],
+        "activation-grid": ["activation-grid", path, "--cells", "1", *SMALL, "-o", "out.png"],
     }
 
 
@@ -90,6 +92,7 @@ def _folder_readers(path: str) -> dict[str, list[str]]:
         "prior-train": ["prior-train", "--layer", "_blocks.2", "--images", path, *SMALL, "--batch", "1", "-o", "p.pt"],
         "catalog": ["catalog", "build", "--images", path, "--layers", "_blocks.0", *SMALL, "-o", "cat"],
         "concepts": ["concepts", "-l", "_blocks.8", "--k", "2", "--images", path, *SMALL, "-o", "cat"],
+        "atlas": ["atlas", "--images", path, "--grid", "2", *SMALL, "-o", "atlas.png"],
     }
 
 
@@ -121,6 +124,9 @@ COMMON = {
     "catalog": ["catalog", "build", "--layers", "_blocks.0", *SMALL, "--diversity", "0", "-o", "cat"],
     "concepts": ["concepts", "-l", "_blocks.8", "--k", "2", "--crops", "0", *SMALL, "--diversity", "0", "-o", "cat"],
     "sanity": ["sanity", "randomize", "_blocks.8:1", *SMALL, "-o", "out.png"],
+    "groups": ["groups", PHOTO, *SMALL, "-o", "out.png"],
+    "activation-grid": ["activation-grid", PHOTO, "--cells", "1", *SMALL, "-o", "out.png"],
+    "atlas": ["atlas", "--grid", "2", *SMALL, "-o", "atlas.png"],
 }
 WITH_DEVICE = {**COMMON, "style-apply": ["style-apply", "{F}/net.pt", PHOTO, "-o", "out.png"]}
 #: Each command's -o (or its default output) given an over-long name; folder outputs included.
@@ -263,6 +269,25 @@ def _cases() -> dict[str, list[str]]:
             "dream-rgbd": ["dream", PHOTO, "-m", "{F}/rgbd.py:build", "-l", "0", "--octaves", "1", "--steps", "1"],
             "fool-rgbd": ["fool", PHOTO, "-m", "{F}/rgbd.py:build", *SMALL, "-o", "out.png"],
             "saliency-rgbd": ["saliency", PHOTO, "-m", "{F}/rgbd.py:build", "--samples", "1", "-o", "out.png"],
+        },
+    )
+    # Photo explanations: layers they cannot read, group counts the layer cannot hold.
+    add(
+        "explain",
+        {
+            "groups-unknown-layer": ["groups", PHOTO, "-l", "_blocks.99", *SMALL, "-o", "out.png"],
+            "groups-layer-without-map": ["groups", PHOTO, "-l", "_fc", *SMALL, "-o", "out.png"],
+            "groups-zero": ["groups", PHOTO, "--groups", "0", *SMALL, "-o", "out.png"],
+            "groups-more-than-channels": ["groups", PHOTO, "--groups", "113", *SMALL, "-o", "out.png"],
+            "groups-size": ["groups", PHOTO, "--steps", "1", "--size", "100000", "-o", "out.png"],
+            "activation-grid-unknown-layer": ["activation-grid", PHOTO, "-l", "nope", *SMALL, "-o", "out.png"],
+            "activation-grid-layer-without-map": ["activation-grid", PHOTO, "-l", "logits", *SMALL, "-o", "o.png"],
+            "activation-grid-cells-zero": ["activation-grid", PHOTO, "--cells", "0", *SMALL, "-o", "out.png"],
+            "atlas-unknown-layer": ["atlas", "-l", "_blocks.99", *SMALL, "-o", "atlas.png"],
+            "atlas-layer-without-map": ["atlas", "lite0", "-l", "_fc", *SMALL, "-o", "atlas.png"],
+            "atlas-unknown-class": ["atlas", "--class", "no such class", *SMALL, "-o", "atlas.png"],
+            "atlas-grid-zero": ["atlas", "--grid", "0", *SMALL, "-o", "atlas.png"],
+            "atlas-two-models": ["atlas", "lite0", "-m", "inception_v1", *SMALL, "-o", "atlas.png"],
         },
     )
     # Flags the parser would accept but the library cannot use.

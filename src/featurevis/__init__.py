@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from .core.params.maco import MacoImage, natural_spectrum
     from .core.targets import parse_target
     from .recipes.accentuate import AccentuationResult, accentuate
+    from .recipes.atlas import AtlasResult, atlas
     from .recipes.attack import AttackResult, attack
     from .recipes.attribution import AttributionResult, attribute
     from .recipes.caricature import CaricatureResult, caricature
@@ -47,6 +48,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from .recipes.dream import DreamResult, dream, dream_zoom
     from .recipes.evolve import EvolveResult, evolve
     from .recipes.fast_style import StyleNet, load_style_net, stylize, train_style_net
+    from .recipes.groups import ActivationGridResult, GroupsResult, activation_grid, groups
     from .recipes.invert import InversionResult, invert, invert_depths
     from .recipes.prior_train import train_prior
     from .recipes.render import interpolate, render
@@ -81,6 +83,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".core.params.maco": ("MacoImage", "natural_spectrum"),
     ".core.targets": ("parse_target",),
     ".recipes.accentuate": ("AccentuationResult", "accentuate"),
+    ".recipes.atlas": ("AtlasResult", "atlas"),
     ".recipes.attack": ("AttackResult", "attack"),
     ".recipes.caricature": ("CaricatureResult", "caricature"),
     ".recipes.attribution": ("AttributionResult", "attribute"),
@@ -88,6 +91,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".recipes.dream": ("DreamResult", "dream", "dream_zoom"),
     ".recipes.evolve": ("EvolveResult", "evolve"),
     ".recipes.fast_style": ("StyleNet", "load_style_net", "stylize", "train_style_net"),
+    ".recipes.groups": ("ActivationGridResult", "GroupsResult", "activation_grid", "groups"),
     ".recipes.invert": ("InversionResult", "invert", "invert_depths"),
     ".recipes.prior_train": ("train_prior",),
     ".recipes.render": ("interpolate", "render"),

@@ -57,6 +57,9 @@ COMMANDS: tuple[Command, ...] = (
         "which pixels, places and hidden channels drive any target on a photo (IG, Grad-CAM, channel ranking)",
         "attribute",
     ),
+    Command("groups", "neuron groups: factor a photo's activations into parts, map and draw each", "groups"),
+    Command("activation-grid", "draw what a layer sees at each cell of a photo's activation map", "activation_grid"),
+    Command("atlas", "activation atlas: a 2-D map of a layer's activations over many image patches", "atlas"),
     Command(
         "prior-train", "train a generator prior that inverts a layer of your model (for --prior dgn)", "prior_train"
     ),

@@ -9,7 +9,7 @@ skipped.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -48,15 +48,26 @@ def sample_photos() -> list[torch.Tensor]:
     return [t for _, t in named_sample_photos()]
 
 
-def named_folder(folder: str | os.PathLike) -> list[tuple[str, torch.Tensor]]:
-    """``(file name, 1×3×H×W)`` for every image in ``folder`` (not recursive), sorted by name."""
+def folder_files(folder: str | os.PathLike) -> list[Path]:
+    """The image files in ``folder`` (not recursive), sorted by name; none is an error."""
     d = Path(folder)
     if not d.is_dir():
         raise FeaturevisError(f"{d}: not a folder of images")
     files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise FeaturevisError(f"{d}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
-    return [(p.name, load_image(p)) for p in files]
+    return files
+
+
+def iter_images(files: Sequence[str | os.PathLike]) -> Iterator[torch.Tensor]:
+    """Each file loaded only when it is reached: a folder of any size costs one image of memory."""
+    for f in files:
+        yield load_image(f)
+
+
+def named_folder(folder: str | os.PathLike) -> list[tuple[str, torch.Tensor]]:
+    """``(file name, 1×3×H×W)`` for every image in ``folder`` (not recursive), sorted by name."""
+    return [(p.name, load_image(p)) for p in folder_files(folder)]
 
 
 def load_folder(folder: str | os.PathLike) -> list[torch.Tensor]:

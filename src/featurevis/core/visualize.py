@@ -16,7 +16,7 @@ import torch
 
 from .engine import Gradient, RenderResult, optimize, validate
 from .model import FeatureModel
-from .objectives import Objective
+from .objectives import Objective, direction
 from .params import Parameterization, make_param
 from .transforms import resolve_transforms
 
@@ -88,3 +88,63 @@ def visualize(
         gradient=gradient,
         redirect_relu=redirect_relu,
     )
+
+
+#: Lucid's exponent for direction renders: rewards pointing along the direction, not mere size.
+COSSIM_POW = 1.0
+
+
+def visualize_directions(
+    model: FeatureModel,
+    layer: str,
+    directions: torch.Tensor,
+    *,
+    cossim_pow: float = COSSIM_POW,
+    size: int | None = None,
+    steps: int = 256,
+    seed: int = 0,
+    chunk: int = 32,
+    progress: bool = True,
+    description: str = "directions",
+) -> tuple[torch.Tensor, bool]:
+    """One picture per row of ``directions`` (N×C, in ``layer``'s channel space), ``chunk`` at a time.
+
+    Neuron groups, activation grids and atlases all show vectors of activation space rather
+    than single channels; image ``i`` of a batch maximizes :func:`~.objectives.direction` of
+    row ``i`` (cosine-weighted, as Lucid renders directions), so a whole set renders in a few
+    batched runs. Returns the ``N×3×s×s`` images (those done, on Ctrl-C) and whether Ctrl-C cut
+    the run short.
+    """
+    directions = torch.as_tensor(directions, dtype=torch.float32)
+    if directions.dim() != 2 or not len(directions):
+        raise ValueError(f"directions must be an N×C table, not shape {tuple(directions.shape)}")
+    size = size or model.input_size
+    out: list[torch.Tensor] = []
+    n = len(directions)
+    for start in range(0, n, chunk):
+        part = directions[start : start + chunk]
+        objective = sum(direction(layer, d, batch=i, cossim_pow=cossim_pow) for i, d in enumerate(part))
+        label = description if n <= chunk else f"{description} {start + 1}-{start + len(part)}/{n}"
+        r = visualize(
+            model, objective, batch=len(part), size=size, steps=steps, seed=seed + start, progress=progress,
+            description=label,
+        )  # fmt: skip
+        out.append(r.images)
+        if r.interrupted:
+            return torch.cat(out), True
+    return torch.cat(out), False
+
+
+def direction_scores(model: FeatureModel, images: torch.Tensor, layer: str, directions: torch.Tensor) -> torch.Tensor:
+    """Cosine (B×N) between each image's mean activation vector at ``layer`` and each direction.
+
+    How a direction render is judged: the picture made for row ``i`` should point along row
+    ``i`` more than along the others.
+    """
+    from .engine import activations
+
+    with torch.no_grad():
+        a = activations(model, images.to(model.device), [layer])[layer].float().cpu()
+    mean = a.flatten(2).mean(2) if a.dim() > 2 else a
+    d = torch.as_tensor(directions, dtype=torch.float32)
+    return torch.nn.functional.normalize(mean, dim=1) @ torch.nn.functional.normalize(d, dim=1).T
