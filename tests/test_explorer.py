@@ -324,9 +324,24 @@ def hostile(tmp_path_factory) -> tuple[object, str, str]:
             LAYER, 0, f"{run}/vis.png", f"{run}/neg.png", [f"{run}/div0.png"], 0.7, -0.3, 0.9, 1, 0.1, figures, examples
         )
         store.add_channels(run, [record])
+        store.write_file("_jobs/0123456789ab/explain.json", json.dumps(_hostile_explanation(run)).encode())
     app = explorer.create_app(folder)
     job = app.state.explorer.jobs.submit("render", MODEL, lambda job: None)
     return TestClient(app, raise_server_exceptions=False), run, job.id
+
+
+def _hostile_explanation(run: str) -> dict:
+    """An explanation manifest (what ``catalog.explain`` writes) naming the hostile layer and photo."""
+    top = [dict(rank=0, channel=0, mean=0.5, max=0.9, map="m.jpg", vis=f"{run}/vis.png")]
+    return dict(
+        run=run,
+        photo="photo.png",
+        size=[8, 8],
+        prediction=[dict(cls=0, name=PHOTO, p=0.5)],
+        layers=[dict(layer=LAYER, channels=2, hw=[4, 4], norm="n.jpg", top=top, catalogued=True)],
+        groups=dict(layer=LAYER, error=0.5, panel="g.jpg", items=[dict(map="g0.jpg", vis="g0.png", share=1.0)]),
+        caricature=dict(layer=LAYER, image="c.png", cosine_start=0.1, cosine=0.8),
+    )
 
 
 class _Markup(HTMLParser):
@@ -356,6 +371,8 @@ def test_every_page_template_escapes_what_the_catalog_names(hostile):
         f"{base}/1": [MODEL, LAYER],
         f"/new?run={run}&channel=0&layer={LAYER.replace('=', '%3D')}": [LAYER],
         f"/jobs/{job}": [MODEL],
+        f"/explain?run={run}": [MODEL, LAYER, PHOTO],
+        "/explain/0123456789ab": [LAYER, PHOTO],
         f"/run/{run}/layer/{LAYER}x": [LAYER],  # the error page quotes the unknown name
     }
     used = set()
@@ -469,14 +486,15 @@ def test_explain_refuses_bad_requests_with_one_line(client, catalog):
         ({**base, "image": "99"}, 404, "no dataset image 99"),
         ({**base, "image": "0", "layers": ["nope"]}, 400, "unknown layer 'nope'"),
         ({**base, "image": "0", "layers": ["fc"]}, 400, "no spatial map"),
-        ({**base, "image": "0", "groups_layer": "conv3", "groups": "40"}, 400, "groups must be 1..16"),
+        ({**base, "image": "0", "groups_layer": "conv1", "groups": "10"}, 400, "groups must be 1..8"),
+        ({**base, "image": "0", "groups": "40"}, 422, "groups"),
         ({**base, "image": "0", "steps": "0"}, 422, "steps"),
         ({**base, "image": "0", "layers": [f"l{i}" for i in range(9)]}, 422, "at most 8 layers"),
         ({"run": "nope", "image": "0"}, 404, "no catalog run"),
     ]
     for data, status, message in cases:
         r = client.post("/jobs/explain", data=data, follow_redirects=False)
-        assert r.status_code == status and message in _message(r), (data, r.status_code, _message(r))
+        assert r.status_code == status and message in html.unescape(_message(r)), (data, r.status_code, _message(r))
     buf = io.BytesIO()
     Image.new("RGB", (40, 30), (10, 200, 90)).save(buf, "PNG")
     r = client.post("/jobs/explain", data={**base, "image": "0"}, files={"photo": ("p.png", buf.getvalue())})

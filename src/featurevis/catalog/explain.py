@@ -151,7 +151,7 @@ def explain_photo(
         )  # fmt: skip
         items = []
         for i in range(len(g.maps)):
-            save_image(g.overlay(i), out / f"group-{i}.jpg", quality=88)
+            save_image(g.overlay(i)[0], out / f"group-{i}.jpg", quality=88)
             save_image(g.images[i], out / f"group-{i}-vis.png")
             items.append(
                 dict(map=f"group-{i}.jpg", vis=f"group-{i}-vis.png", share=float(g.maps[i].sum() / g.maps.sum()))

@@ -106,6 +106,7 @@ def visualize_directions(
     chunk: int = 32,
     progress: bool = True,
     description: str = "directions",
+    on_step: Callable[[], None] | None = None,
 ) -> tuple[torch.Tensor, bool]:
     """One picture per row of ``directions`` (N×C, in ``layer``'s channel space), ``chunk`` at a time.
 
@@ -113,7 +114,7 @@ def visualize_directions(
     than single channels; image ``i`` of a batch maximizes :func:`~.objectives.direction` of
     row ``i`` (cosine-weighted, as Lucid renders directions), so a whole set renders in a few
     batched runs. Returns the ``N×3×s×s`` images (those done, on Ctrl-C) and whether Ctrl-C cut
-    the run short.
+    the run short. ``on_step`` is called after every step of every run (a job's progress).
     """
     directions = torch.as_tensor(directions, dtype=torch.float32)
     if directions.dim() != 2 or not len(directions):
@@ -127,7 +128,7 @@ def visualize_directions(
         label = description if n <= chunk else f"{description} {start + 1}-{start + len(part)}/{n}"
         r = visualize(
             model, objective, batch=len(part), size=size, steps=steps, seed=seed + start, progress=progress,
-            description=label,
+            description=label, after_step=(lambda _p: on_step()) if on_step else None,
         )  # fmt: skip
         out.append(r.images)
         if r.interrupted:

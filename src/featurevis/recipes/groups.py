@@ -20,6 +20,7 @@ as Lucid renders directions).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -155,6 +156,7 @@ def groups(
     seed: int = 0,
     device: str | torch.device | None = None,
     progress: bool = True,
+    on_step: Callable[[], None] | None = None,
 ) -> GroupsResult:
     """Factor ``photo``'s activations at ``layer`` into ``groups`` neuron groups and draw each.
 
@@ -164,6 +166,7 @@ def groups(
         size: side of each group's visualization (default :data:`DEFAULT_SIZE`).
         steps: optimization steps of the (one, batched) render of all groups.
         cossim_pow: the cosine weighting of the direction objective (0: the plain projection).
+        on_step: called after every render step (a job's progress; raising there stops the work).
     Returns:
         A :class:`GroupsResult`, groups ordered by how much of the photo they cover. Ctrl-C
         during the render keeps the factorization and the images as they were.
@@ -183,7 +186,7 @@ def groups(
     maps, directions = maps[order], factors.directions[order]
     images, interrupted = visualize_directions(
         fm, layer, directions, cossim_pow=cossim_pow, size=size or DEFAULT_SIZE, steps=steps, seed=seed,
-        chunk=groups, progress=progress, description=f"{groups} groups",
+        chunk=groups, progress=progress, description=f"{groups} groups", on_step=on_step,
     )  # fmt: skip
     return GroupsResult(
         photo=square.cpu(),
