@@ -144,13 +144,12 @@ def layer_samples(
 
 def _attributed(model: FeatureModel, x: torch.Tensor, layer: str, cls: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``layer``'s activations of ``x`` and the gradient of logit ``cls`` w.r.t. them (CPU)."""
-    from .model import LOGITS
+    from .gradients import objective_gradient
+    from .objectives import class_logit
 
-    x = x.detach().requires_grad_(True)  # weights are frozen: the graph needs one leaf
-    acts = model(x, [layer, LOGITS])
-    a = acts[layer]
-    (grad,) = torch.autograd.grad(acts[LOGITS][:, cls].float().sum(), a)
-    return a.detach().float().cpu(), grad.float().cpu()
+    _, _, hidden = objective_gradient(model, class_logit(cls), x, (layer,))
+    a, grad = hidden[layer]
+    return a.cpu(), grad.cpu()
 
 
 def _len(x: object) -> int | None:
