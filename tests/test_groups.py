@@ -77,7 +77,7 @@ def test_groups_panel_shows_the_photo_maps_and_pictures(chelsea_groups, tmp_path
 
 
 def test_activation_grid_cells_point_along_their_own_vector(lite0, photos):
-    r = fv.activation_grid(lite0, photos["chelsea"], LAYER, cells=3, size=48, steps=64, progress=False)
+    r = fv.activation_grid(lite0, photos["chelsea"], LAYER, cells=3, size=48, steps=128, progress=False)
     assert (r.rows, r.cols) == (3, 3) and r.images.shape == (9, 3, 48, 48)
     acts = F.adaptive_avg_pool2d(_photo_acts(lite0, photos["chelsea"])[None], (3, 3))[0]
     assert torch.allclose(r.vectors, acts.flatten(1).T, atol=1e-4)
