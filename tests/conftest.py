@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import os
+from featurevis.cli import startup
 
-# OpenMP workers that sleep between parallel regions instead of spinning: a suite sharing the
-# CPU with its own subprocesses (the CLI and fault tests) or anything else otherwise waits up to
-# 20x longer (featurevis.cli.startup). libgomp reads it when torch loads, so before that import.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# On a machine other work keeps busy, OpenMP workers that sleep instead of spinning between
+# parallel regions (featurevis.cli.startup, as the CLI does): libgomp reads the policy when torch
+# loads, so before that import.
+startup.before_torch()
 
-import pytest
-import torch
-from torch import nn
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
-import featurevis as fv
+import featurevis as fv  # noqa: E402
 
 torch.set_num_threads(2)
 

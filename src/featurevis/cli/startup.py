@@ -3,11 +3,15 @@
 Two costs dominated a one-step run (``featurevis render lite0 class:1 --steps 1``), measured on
 this project's 2-core machine:
 
-- **Spinning OpenMP threads.** libgomp's worker threads busy-wait between parallel regions by
-  default. With another process on the CPU (a second job, a test suite, a browser) two spinning
-  threads on two cores wait on each other: a 1-step render took 7.0 s instead of 0.3 s. With
-  ``OMP_WAIT_POLICY=PASSIVE`` they sleep instead. libgomp reads it once, when torch loads, so
-  :func:`before_torch` sets it (unless the user chose a policy) before any import of torch.
+- **Spinning OpenMP threads on a busy machine.** libgomp's worker threads busy-wait a while
+  between parallel regions. With other work on the CPU (a second job, a test suite, a browser)
+  two spinning threads on two cores wait on each other: under a load average of about 5 a
+  1-step render took 7.0 s instead of 0.3 s. With ``OMP_WAIT_POLICY=PASSIVE`` they sleep
+  instead; but on an idle machine sleeping costs 30-40 % per step (lite0 224 px: 84 -> 118 ms
+  at batch 1, 542 -> 709 ms at batch 8), so :func:`before_torch` chooses it only when the
+  load average already reaches half the cores (:func:`wait_policy`), and never over a policy
+  the user set (``OMP_WAIT_POLICY``, or libgomp's ``GOMP_SPINCOUNT``). libgomp reads it once,
+  when torch loads, so this runs before any torch import.
 - **torch._dynamo.** Every ``torch.optim`` optimizer's methods are wrapped by
   ``torch._disable_dynamo``, which imports ``torch._dynamo`` (1.6-1.9 s) on the first call only
   to mark them as not compilable. A CLI process never compiles, so :func:`after_torch` fills the
@@ -25,10 +29,24 @@ import os
 import sys
 
 
+def wait_policy(load: float, cpus: int) -> str | None:
+    """``"PASSIVE"`` when other work already keeps at least half of the ``cpus`` busy (the
+    1-minute ``load`` average), else ``None``: libgomp's own default, fastest on an idle machine."""
+    return "PASSIVE" if load >= 0.5 * max(cpus, 1) else None
+
+
 def before_torch() -> None:
-    """Sleeping OpenMP workers, unless the user chose a wait policy (or torch is loaded)."""
-    if "torch" not in sys.modules:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    """Sleeping OpenMP workers on a busy machine, unless the user chose a wait policy (or torch
+    is loaded already, when it is too late to choose)."""
+    if "torch" in sys.modules or "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+        return
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # no load average on this system
+        return
+    policy = wait_policy(load, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+    if policy is not None:
+        os.environ["OMP_WAIT_POLICY"] = policy
 
 
 def after_torch() -> None:
