@@ -11,7 +11,8 @@ this project's 2-core machine:
   at batch 1, 542 -> 709 ms at batch 8), so :func:`before_torch` chooses it only when the
   load average already reaches half the cores (:func:`wait_policy`), and never over a policy
   the user set (``OMP_WAIT_POLICY``, or libgomp's ``GOMP_SPINCOUNT``). libgomp reads it once,
-  when torch loads, so this runs before any torch import.
+  when torch loads, so this runs before any torch import. The 1-minute load average lags: a
+  run started just after a heavy job may still get sleeping workers.
 - **torch._dynamo.** Every ``torch.optim`` optimizer's methods are wrapped by
   ``torch._disable_dynamo``, which imports ``torch._dynamo`` (1.6-1.9 s) on the first call only
   to mark them as not compilable. A CLI process never compiles, so :func:`after_torch` fills the
