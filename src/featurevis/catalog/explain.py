@@ -25,9 +25,11 @@ from ..core.engine import activations
 from ..core.errors import FeaturevisError
 from ..core.heatmaps import overlay
 from ..core.images import fit_size, save_image
+from ..core.layers import spread
 from ..core.model import LOGITS, FeatureModel
 from ..recipes.caricature import caricature
 from ..recipes.groups import groups as neuron_groups
+from .build import _safe
 from .store import CatalogStore
 
 #: Manifest file written beside an explanation's images.
@@ -178,12 +180,6 @@ def _catalog_channels(catalog: tuple[CatalogStore, str] | None, layer: str) -> d
     return {int(r["channel"]): r["vis"] for r in store.channels(run, layer)}
 
 
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
-
-
 def default_layers(names: Sequence[str], n: int = 4) -> list[str]:
-    """Up to ``n`` of ``names`` spread from the first to the last (a catalog's layers, in order)."""
-    if len(names) <= n:
-        return list(names)
-    return [names[round(i * (len(names) - 1) / (n - 1))] for i in range(n)]
+    """Up to ``n`` of a catalog's layers (in order), spread from the first to the last."""
+    return spread(names, n)

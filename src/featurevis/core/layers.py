@@ -6,11 +6,14 @@ Inversion strips, style transfer's defaults and the CLI's ``-l`` options all pic
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TypeVar
 
 from torch import nn
 
 from .errors import FeaturevisError
 from .model import INPUT, FeatureModel
+
+T = TypeVar("T")
 
 #: Number of layers ``--all-layers`` reconstructs, spread from shallow to deep.
 DEPTH_LAYERS = 6
@@ -25,10 +28,15 @@ def depth_layers(model: FeatureModel, n: int = DEPTH_LAYERS) -> list[str]:
     ]
     if not infos:
         raise FeaturevisError(f"model {model.name} has no convolutional layers to invert")
-    if len(infos) <= n:
-        return [i.name for i in infos]
-    idx = sorted({round(k * (len(infos) - 1) / (n - 1)) for k in range(n)})
-    return [infos[k].name for k in idx]
+    return spread([i.name for i in infos], n)
+
+
+def spread(items: Sequence[T], n: int) -> list[T]:
+    """Up to ``n`` of ``items``, evenly spaced from the first to the last (all when there are
+    no more than ``n``)."""
+    if len(items) <= n:
+        return list(items)
+    return [items[k] for k in sorted({round(k * (len(items) - 1) / (n - 1)) for k in range(n)})]
 
 
 def parse_layers(model: FeatureModel, layers: str | Sequence[str] | Mapping[str, float]) -> dict[str, float]:
