@@ -341,8 +341,8 @@ def build_concepts(
                 bar.update(len(shard.channels))
             if scorer is not None:  # atoms a run stopped before scoring
                 have = store.scores(run)
-                for a in range(k):
-                    if (unit_set, a) not in have and a in store.done_channels(run, unit_set):
+                for a in sorted(store.done_channels(run, unit_set)):
+                    if (unit_set, a) not in have:
                         scorer.score(unit_set, a)
         finally:
             bar.close()
