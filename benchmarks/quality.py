@@ -2,7 +2,7 @@
 
     python benchmarks/quality.py [--out /tmp/fv-quality] [render options; default: render's defaults]
     python benchmarks/quality.py --prior dgn --generator prior.pt [--restarts N]   # DGN-AM renders
-    python benchmarks/quality.py --curve 64,128,192,256,384,512 [--classes N]    # time to quality
+    python benchmarks/quality.py --curve 128,192,256,320,384 [--seeds 3] [--classes N]  # time to quality
 
 The protocol of ../shared/REFERENCE.md (Fel et al. 2023's transferability): 20 seeded ImageNet
 classes are rendered on lite0 at 224 px with the given settings, saved as 8-bit images, and
@@ -11,9 +11,12 @@ classified by lite1 and lite2 after a bilinear antialiased resize to their input
 
 ``--curve`` makes time to quality the headline: one render per batch runs to the largest step
 count and keeps snapshots at the others (a constant learning rate, so a snapshot at k steps is
-what a k-step render gives), and each snapshot is judged. Seconds are the render's seconds per
-image scaled by steps (a step costs the same throughout); floor-steps divide them by the
-truncated frozen floor at 224 px batch 1 measured in the same run (../shared/REFERENCE.md).
+what a k-step render gives), and each snapshot is judged; ``--seeds N`` averages N seeds' curves
+(the minimum is the worst seen). The knee is the fewest steps whose quality (the mean of the four
+mean p figures) is within 0.02 of the curve's best: the default step count sits there. Seconds
+are the render's seconds per image scaled by steps (a step costs the same throughout, but for
+the first 16 redirected-ReLU steps); floor-steps divide them by the truncated frozen floor at
+224 px batch 1 measured in the same run (../shared/REFERENCE.md).
 """
 
 from __future__ import annotations
@@ -94,27 +97,48 @@ def floor_seconds(repeats: int = 3) -> float:
     return time_steps(floor_fn(net, "_blocks.8", 12, 1, 224, trainable=False), 16, repeats)
 
 
+def averaged(reports: list[dict]) -> dict:
+    """Several seeds' reports as one: every figure averaged, except each minimum, the worst seen."""
+    return {
+        judge: {key: (min if key == "min_p" else _mean)([r[judge][key] for r in reports]) for key in reports[0][judge]}
+        for judge in reports[0]
+    }
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
 def curve(args, lite0: fv.FeatureModel, classes: list[int], options: dict) -> None:
-    """Fidelity against steps, seconds and floor-steps per image, from one render's snapshots."""
+    """Fidelity against steps, seconds and floor-steps per image, from each render's snapshots,
+    averaged over ``--seeds`` seeds (one seed's curve moves by a few points from seed to seed)."""
     points = sorted({int(k) for k in args.curve.split(",")})
     options = {**options, "steps": points[-1]}
-    shots: dict[int, list[torch.Tensor]] = {k: [] for k in points}
+    seeds = range(args.seed, args.seed + args.seeds)
+    shots: dict[tuple[int, int], list[torch.Tensor]] = {(s, k): [] for s in seeds for k in points}
     t0 = time.perf_counter()
-    for start in range(0, len(classes), args.batch):
-        chunk = classes[start : start + args.batch]
-        obj = sum(O.class_logit(c, batch=i) for i, c in enumerate(chunk))
-        r = fv.render(lite0, obj, batch=len(chunk), seed=args.seed, progress=False, snapshots=points, **options)
-        for k in points:
-            shots[k].append(r.snapshots.get(k, r.images))
-    per_image = (time.perf_counter() - t0) / len(classes)
+    for seed in seeds:
+        for start in range(0, len(classes), args.batch):
+            chunk = classes[start : start + args.batch]
+            obj = sum(O.class_logit(c, batch=i) for i, c in enumerate(chunk))
+            r = fv.render(lite0, obj, batch=len(chunk), seed=seed, progress=False, snapshots=points, **options)
+            for k in points:
+                shots[seed, k].append(r.snapshots.get(k, r.images))
+    per_image = (time.perf_counter() - t0) / len(classes) / len(seeds)
     floor = floor_seconds()
     judges = {name: fv.load_model(name) for name in ("efficientnet_lite1", "efficientnet_lite2")}
-    print(f"floor (224 px b1, truncated, frozen): {floor * 1000:.0f} ms; {len(classes)} classes, batch {args.batch}")
-    print("| steps | s/image | floor-steps/image | lite1 / lite2 mean p | min p | degraded top-1 | degraded mean p |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        f"floor (224 px b1, truncated, frozen): {floor * 1000:.0f} ms; {len(classes)} classes, batch {args.batch}, "
+        f"seeds {seeds.start}-{seeds.stop - 1}"
+    )
+    print(
+        "| steps | s/image | floor-steps/image | lite1 / lite2 mean p | min p | degraded top-1 | degraded mean p "
+        "| quality |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     rows = []
     for k in points:
-        rep = judged(lite0, judges, torch.cat(shots[k]), classes)
+        rep = averaged([judged(lite0, judges, torch.cat(shots[s, k]), classes) for s in seeds])
         secs = per_image * k / points[-1]
         l1, l2 = rep["efficientnet_lite1"], rep["efficientnet_lite2"]
         d1, d2 = rep["efficientnet_lite1 degraded"], rep["efficientnet_lite2 degraded"]
@@ -122,10 +146,35 @@ def curve(args, lite0: fv.FeatureModel, classes: list[int], options: dict) -> No
         print(
             f"| {k} | {secs:.1f} | {secs / floor:.0f} | {l1['mean_p']:.3f} / {l2['mean_p']:.3f} "
             f"| {min(l1['min_p'], l2['min_p']):.2f} | {d1['top1']:.0%} / {d2['top1']:.0%} "
-            f"| {d1['mean_p']:.2f} / {d2['mean_p']:.2f} |"
+            f"| {d1['mean_p']:.2f} / {d2['mean_p']:.2f} | {quality(rep):.3f} |"
         )
+    at = knee(rows)
+    print(
+        f"knee: {at['steps']} steps, {at['floor_steps']:.0f} floor-steps per image (quality {at['quality']:.3f}: "
+        f"the fewest steps within {KNEE_SLACK} of the best, {max(r['quality'] for r in rows):.3f})"
+    )
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "curve.json").write_text(json.dumps(dict(floor_seconds=floor, rows=rows), indent=1))
+    (args.out / "curve.json").write_text(json.dumps(dict(floor_seconds=floor, rows=rows, knee=at["steps"]), indent=1))
+
+
+#: How far below the curve's best a point may be and still count as reached (the knee).
+KNEE_SLACK = 0.02
+
+
+def quality(report: dict) -> float:
+    """One number per point of the curve: the mean of the four mean p(target) figures (lite1 and
+    lite2, plain and degraded), so neither fine detail nor coarse structure alone scores."""
+    keys = ("efficientnet_lite1", "efficientnet_lite2", "efficientnet_lite1 degraded", "efficientnet_lite2 degraded")
+    return sum(report[k]["mean_p"] for k in keys) / len(keys)
+
+
+def knee(rows: list[dict]) -> dict:
+    """The curve's knee: the cheapest point whose quality is within :data:`KNEE_SLACK` of the best
+    (steps past it buy less than that); ``rows`` gain their ``quality``."""
+    for r in rows:
+        r["quality"] = quality(r["report"])
+    best = max(r["quality"] for r in rows)
+    return min((r for r in rows if r["quality"] >= best - KNEE_SLACK), key=lambda r: r["steps"])
 
 
 def main() -> None:
@@ -146,6 +195,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("/tmp/fv-quality"))
     ap.add_argument("--label", default="featurevis defaults")
     ap.add_argument("--curve", help="comma-separated step counts: fidelity against steps and seconds")
+    ap.add_argument("--seeds", type=int, default=1, help="--curve: average over this many seeds from --seed")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     classes = CLASSES[: args.classes]
