@@ -1,0 +1,182 @@
+"""Variants of the class-render recipe, judged by the fidelity protocol of ``quality.py``.
+
+    python benchmarks/quality_variants.py VARIANT [--seed S] [--steps 384] [--shots 192,256,320,384]
+        [--batch 5] [--threads 2]
+    python benchmarks/quality_variants.py --list
+
+Each variant changes one thing of the defaults (the objective, one transform, the views per
+step, the parameterization, a coarse-to-fine schedule) and is judged at each snapshot step as
+``quality.py --curve`` judges the defaults: plain and degraded lite1/lite2, and the "quality"
+(the mean of the four mean p figures). It prints one line per snapshot and, with ``--per-class``,
+each judge's p(target) per class. ``benchmarks/RESULTS.md`` ("Time to quality") keeps the
+figures of every variant tried toward the fidelity goal, the ones that lost included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+import featurevis as fv
+from featurevis import objectives as O
+from featurevis import transforms as T
+from featurevis.core.objectives import LOGITS, Objective
+from featurevis.core.visualize import visualize
+from quality import CLASSES, degrade, judged, quality, quantize, resize
+
+JUDGES = ("efficientnet_lite1", "efficientnet_lite2")
+
+
+class Flip:
+    """A random horizontal flip per image (the judges were trained with flips)."""
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        m = (torch.rand(x.shape[0], generator=g) < 0.5).view(-1, 1, 1, 1).to(x)
+        return m * x.flip(-1) + (1 - m) * x
+
+
+class Views:
+    """``k`` independently transformed views of every image in one pass (the objective sums them)."""
+
+    def __init__(self, k: int, inner):
+        self.k, self.inner = k, inner
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        return self.inner(x.repeat(self.k, 1, 1, 1), g)
+
+
+class CoarseToFine:
+    """For the first ``share`` of ``steps`` calls the network sees the image at 0.45-0.65 of its
+    side, then the standard set (one call per step, so counting calls counts steps)."""
+
+    def __init__(self, steps: int, share: float = 0.5, scale=(0.45, 0.65)):
+        self.coarse, self.fine = standard_with(scale=scale), T.standard(224)
+        self.until, self.calls = share * steps, 0
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        self.calls += 1
+        return (self.coarse if self.calls <= self.until else self.fine)(x, g)
+
+
+def standard_with(*, flip: bool = False, resolution_p: float = 0.5, scale=(0.7, 1.2)) -> T.Compose:
+    """The standard set at 224 px with one of its knobs moved."""
+    base = T.standard(224).transforms
+    out = []
+    for t in base:
+        if isinstance(t, T.RandomResolution):
+            t = T.RandomResolution(t.factors, p=resolution_p, quantum=t.quantum)
+        elif isinstance(t, T.RandomScale):
+            t = T.RandomScale(scale, quantum=t.quantum)
+        out.append(t)
+    return T.Compose(out + ([Flip()] if flip else []))
+
+
+def logit(c: int, i: int) -> Objective:
+    return O.class_logit(c, batch=i)
+
+
+def logit_plus_logp(c: int, i: int) -> Objective:
+    return O.class_logit(c, batch=i) + O.class_log_prob(c, batch=i)
+
+
+#: name -> (what changes, options for the render of a batch); ``views`` > 1 sums that many views.
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "defaults": ("render's defaults", {}),
+    "logit+logp": ("objective: logit + log-softmax (a margin over the other classes)", {"objective": logit_plus_logp}),
+    "resolution-0.8": (
+        "lower resolution on 80 % of the steps, not 50 %",
+        {"transforms": standard_with(resolution_p=0.8)},
+    ),
+    "scale-0.9-1.3": (
+        "final random scale 0.9-1.3 (the judges see 240-260 px)",
+        {"transforms": standard_with(scale=(0.9, 1.3))},
+    ),
+    "flip": ("a random horizontal flip per image", {"transforms": standard_with(flip=True)}),
+    "two-views": ("two transformed views per image per step (half the steps for the same cost)", {"views": 2}),
+    "tv-30": ("minus 30 x total variation of the image (less fine speckle)", {"penalty": 30 * O.total_variation()}),
+    "tv-100": ("minus 100 x total variation of the image", {"penalty": 100 * O.total_variation()}),
+    "maco": ("MACO parameterization (magnitude fixed, phase optimized)", {"param": "maco"}),
+    "coarse-to-fine": ("the first half of the steps at 0.45-0.65 of the side", {"coarse_to_fine": True}),
+}
+
+
+def render_variant(lite0: fv.FeatureModel, name: str, seed: int, steps: int, shots: list[int], batch: int):
+    """The 20 classes rendered with variant ``name``: {step: images}, seconds per image."""
+    _, opts = VARIANTS[name]
+    views = opts.get("views", 1)
+    one = opts.get("objective", logit)
+    images: dict[int, list[torch.Tensor]] = {k: [] for k in shots}
+    t0 = time.perf_counter()
+    for start in range(0, len(CLASSES), batch):
+        chunk = CLASSES[start : start + batch]
+        n = len(chunk)
+        if views > 1:  # the final, untransformed evaluation sees n images, the steps k*n
+            idx = torch.tensor(chunk)
+            obj = Objective(
+                lambda acts, idx=idx, n=n: (
+                    acts[LOGITS].view(-1, n, acts[LOGITS].shape[-1])[:, torch.arange(n), idx].sum(0)
+                ),
+                frozenset({LOGITS}),
+                f"{views} views",
+                tuple((LOGITS, c) for c in chunk),
+            )
+            tf = Views(views, T.standard(224))
+        else:
+            obj = sum(one(c, i) for i, c in enumerate(chunk))
+            if "penalty" in opts:
+                obj = obj - opts["penalty"]
+            tf = CoarseToFine(steps) if opts.get("coarse_to_fine") else opts.get("transforms", "auto")
+        r = visualize(
+            lite0, obj, batch=n, size=224, steps=steps, seed=seed, param=opts.get("param", "fourier"),
+            transforms=tf, snapshots=shots, check=False, progress=False,
+        )  # fmt: skip
+        for k in shots:
+            images[k].append(r.snapshots.get(k, r.images))
+    return {k: torch.cat(v) for k, v in images.items()}, (time.perf_counter() - t0) / len(CLASSES)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("variant", nargs="?", choices=list(VARIANTS))
+    ap.add_argument("--list", action="store_true", help="name and describe every variant")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--steps", type=int, default=384)
+    ap.add_argument("--shots", default="", help="comma-separated snapshot steps (default: --steps)")
+    ap.add_argument("--batch", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--per-class", action="store_true", help="print every judge's p(target) per class")
+    args = ap.parse_args()
+    if args.list or not args.variant:
+        for name, (what, _) in VARIANTS.items():
+            print(f"{name:16s} {what}")
+        return
+    torch.set_num_threads(args.threads)
+    shots = sorted({int(s) for s in args.shots.split(",") if s} | {args.steps})
+    lite0 = fv.load_model("efficientnet_lite0")
+    views = VARIANTS[args.variant][1].get("views", 1)
+    images, per_image = render_variant(lite0, args.variant, args.seed, args.steps, shots, args.batch)
+    judges = {name: fv.load_model(name) for name in JUDGES}
+    target = torch.tensor(CLASSES)
+    for k in shots:
+        rep = judged(lite0, judges, images[k], CLASSES)
+        l1, l2 = rep[JUDGES[0]], rep[JUDGES[1]]
+        d1, d2 = rep[JUDGES[0] + " degraded"], rep[JUDGES[1] + " degraded"]
+        print(
+            f"{args.variant} seed {args.seed} @{k} steps{f' x {views} views' if views > 1 else ''}: "
+            f"{per_image * k / shots[-1]:.1f} s/image | plain mean p {l1['mean_p']:.3f} / {l2['mean_p']:.3f}, "
+            f"min {min(l1['min_p'], l2['min_p']):.2f} | degraded top-1 {d1['top1']:.0%} / {d2['top1']:.0%}, "
+            f"mean p {d1['mean_p']:.3f} / {d2['mean_p']:.3f} | quality {quality(rep):.3f}",
+            flush=True,
+        )
+        if args.per_class:
+            q = quantize(images[k])
+            for name, m in judges.items():
+                for label, x in (("plain", q), ("degraded", degrade(q))):
+                    p = m.predict(resize(x, m.input_size))[torch.arange(len(CLASSES)), target]
+                    print(f"  {name} {label:8s} " + " ".join(f"{v:.2f}" for v in p.tolist()))
+
+
+if __name__ == "__main__":
+    main()
