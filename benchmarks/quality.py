@@ -25,6 +25,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from statistics import fmean
 
 import torch
 import torch.nn.functional as F
@@ -100,13 +101,9 @@ def floor_seconds(repeats: int = 3) -> float:
 def averaged(reports: list[dict]) -> dict:
     """Several seeds' reports as one: every figure averaged, except each minimum, the worst seen."""
     return {
-        judge: {key: (min if key == "min_p" else _mean)([r[judge][key] for r in reports]) for key in reports[0][judge]}
+        judge: {key: (min if key == "min_p" else fmean)([r[judge][key] for r in reports]) for key in reports[0][judge]}
         for judge in reports[0]
     }
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
 
 
 def curve(args, lite0: fv.FeatureModel, classes: list[int], options: dict) -> None:
