@@ -45,7 +45,8 @@ def before_torch() -> None:
         load = os.getloadavg()[0]
     except OSError:  # no load average on this system
         return
-    policy = wait_policy(load, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    policy = wait_policy(load, cpus)
     if policy is not None:
         os.environ["OMP_WAIT_POLICY"] = policy
 
