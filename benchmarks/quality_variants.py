@@ -5,7 +5,7 @@
     python benchmarks/quality_variants.py --list
 
 Each variant changes one thing of the defaults (the objective, one transform, the views per
-step, the parameterization, a coarse-to-fine schedule) and is judged at each snapshot step as
+step, the parameterization, a coarse-to-fine schedule, the skip gradient) and is judged at each snapshot step as
 ``quality.py --curve`` judges the defaults: plain and degraded lite1/lite2, and the "quality"
 (the mean of the four mean p figures). It prints one line per snapshot and, with ``--per-class``,
 each judge's p(target) per class. ``benchmarks/RESULTS.md`` ("Time to quality") keeps the
@@ -83,7 +83,12 @@ def logit_plus_logp(c: int, i: int) -> Objective:
 
 #: name -> (what changes, options for the render of a batch); ``views`` > 1 sums that many views.
 VARIANTS: dict[str, tuple[str, dict]] = {
-    "defaults": ("render's defaults", {}),
+    "defaults": ("render's defaults (a class render: skip gradient 0.5)", {}),
+    "true-gradient": (
+        "the true gradient (skip gradient 1): the class-render default until 2026-12-02",
+        {"skip_gradient": 1.0},
+    ),
+    "skip-gradient-0.3": ("residual branches pass 0.3 of their gradient, not 0.5", {"skip_gradient": 0.3}),
     "logit+logp": ("objective: logit + log-softmax (a margin over the other classes)", {"objective": logit_plus_logp}),
     "resolution-0.8": (
         "lower resolution on 80 % of the steps, not 50 %",
@@ -130,7 +135,7 @@ def render_variant(lite0: fv.FeatureModel, name: str, seed: int, steps: int, sho
             tf = CoarseToFine(steps) if opts.get("coarse_to_fine") else opts.get("transforms", "auto")
         r = visualize(
             lite0, obj, batch=n, size=224, steps=steps, seed=seed, param=opts.get("param", "fourier"),
-            transforms=tf, snapshots=shots, check=False, progress=False,
+            transforms=tf, snapshots=shots, check=False, progress=False, skip_gradient=opts.get("skip_gradient"),
         )  # fmt: skip
         for k in shots:
             images[k].append(r.snapshots.get(k, r.images))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..core.errors import FeaturevisError
-from ..recipes.render import ALPHA_WEIGHT, DEFAULT_STEPS, REDIRECT_STEPS
+from ..recipes.render import ALPHA_WEIGHT, CLASS_STEPS, DEFAULT_STEPS, REDIRECT_STEPS
 from .args import (
     add_batch,
     add_common,
@@ -17,10 +17,12 @@ from .args import (
     add_size,
     add_steps,
     finite_float,
+    fraction,
     int_list,
     model_from_args,
     positive_float,
     positive_int,
+    probability,
 )
 
 
@@ -37,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", help='e.g. _blocks.8:12, _blocks.8:12@3,4, _blocks.8, class:285, class:"Egyptian cat"')
     add_output(p, "output PNG/JPG (default: derived from the target)", _default_output)
     add_size(p, "image side in px (default: the model's input size)")
-    add_steps(p, f"steps (default {DEFAULT_STEPS}; dgn: 200)")
+    add_steps(p, f"steps (default {DEFAULT_STEPS}; a class on EfficientNet-Lite: {CLASS_STEPS}; dgn: 200)")
     add_batch(p, "images rendered together (a grid)", 1)
     add_lr(p, "learning rate (default 0.05; cppn 0.003; dgn 0.1)")
     p.add_argument("--param", choices=list(PARAMETERIZATIONS), default="fourier", help="parameterization")
@@ -79,6 +81,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--no-redirect-relu",
         action="store_true",
         help="plain ReLU gradients from the start (default: redirected for the first 16 steps, for dead units)",
+    )
+    p.add_argument(
+        "--skip-gradient",
+        type=fraction,
+        default=None,
+        metavar="G",
+        help="share of the gradient residual branches pass back, in (0, 1] (default: 0.5 for a class "
+        "on EfficientNet-Lite or ResNet-50, for transfer; else 1, the true gradient)",
+    )
+    p.add_argument(
+        "--stochastic-depth",
+        type=probability,
+        default=None,
+        metavar="RATE",
+        help="drop residual branches at random each step, up to RATE at the last block (default: 0.2 "
+        "for a class on EfficientNet-Lite, as it was trained; else 0)",
     )
     p.add_argument("--snapshots", type=int_list, default=[], help="also save images after these steps, e.g. 64,128")
     add_common(p)
@@ -124,13 +142,15 @@ def run(args: argparse.Namespace) -> int:
             size=args.size,
             diversity=args.diversity,
             diversity_layer=args.diversity_layer,
-            steps=args.steps or DEFAULT_STEPS,
+            steps=args.steps,
             lr=args.lr,
             seed=args.seed,
             decorrelate=not args.no_decorrelate,
             transforms=args.transforms or "auto",
             snapshots=args.snapshots,
             redirect_relu=0 if args.no_redirect_relu else REDIRECT_STEPS,
+            skip_gradient=args.skip_gradient,
+            stochastic_depth=args.stochastic_depth,
             device=args.device,
             **_schedule(args),
             progress=args.progress,
@@ -141,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
             obj,
             size=args.size,
             batch=args.batch,
-            steps=args.steps or DEFAULT_STEPS,
+            steps=args.steps,
             lr=args.lr,
             seed=args.seed,
             param=args.param,
@@ -151,6 +171,8 @@ def run(args: argparse.Namespace) -> int:
             diversity_layer=args.diversity_layer,
             snapshots=args.snapshots,
             redirect_relu=0 if args.no_redirect_relu else REDIRECT_STEPS,
+            skip_gradient=args.skip_gradient,
+            stochastic_depth=args.stochastic_depth,
             alpha=args.alpha,
             device=args.device,
             **_schedule(args),
@@ -183,8 +205,11 @@ def _render_dgn(args: argparse.Namespace, model, obj):
     from ..core.images import load_image
     from ..recipes.dgn import DGN_LR, DGN_STEPS, dgn
 
-    if args.param != "fourier" or args.diversity or args.snapshots:
-        raise FeaturevisError("--prior dgn optimizes a generator's code: no --param, --diversity or --snapshots")
+    if args.param != "fourier" or args.diversity or args.snapshots or args.skip_gradient or args.stochastic_depth:
+        raise FeaturevisError(
+            "--prior dgn optimizes a generator's code: no --param, --diversity, --snapshots, --skip-gradient "
+            "or --stochastic-depth"
+        )
     gen = load_generator(args.generator, args.bounds)
     init = load_image(args.init) if args.init else None
     return dgn(

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from . import residual
 from . import transforms as T
 from .errors import FeaturevisError
 from .images import channel_tiles, make_grid, save_image
@@ -246,6 +247,8 @@ def optimize(
     schedule: str = "constant",
     gradient: Gradient | None = None,
     redirect_relu: int = 0,
+    skip_gradient: float = 1.0,
+    stochastic_depth: float = 0.0,
 ) -> RenderResult:
     """Maximize ``objective`` over ``param``'s output; Ctrl-C or a NaN stops early, keeping
     the last good images.
@@ -255,7 +258,11 @@ def optimize(
     :class:`Gradient`, one pass over the batch) evaluate and backpropagate the objective, and
     steps the optimizer (default Adam at ``lr``). For the first ``redirect_relu`` steps the
     model's ReLU modules pass redirected gradients (:mod:`~.redirect`), so units that start off
-    still move the image.
+    still move the image. With ``skip_gradient`` < 1 every residual branch passes that share of
+    its gradient throughout, and with ``stochastic_depth`` > 0 every step drops residual branches at
+    random (stochastic depth, up to that rate at the last block): :mod:`~.residual`. A network
+    without blocks that allow it is an error, before any step. The final evaluation runs the
+    whole network.
     """
     device = model.device
     param = param.to(device)
@@ -276,6 +283,13 @@ def optimize(
     # (a DGN generator, a photo) never changes, and copying it every few steps cost ~224 MB.
     trainable = [p for p in param.parameters() if p.requires_grad]
     last_good = _snapshot(trainable)
+    rewrites = contextlib.ExitStack()  # residual rewrites that hold for every step
+    try:
+        for net in gradient.models(model):
+            rewrites.enter_context(residual.rewritten(net.net, net.name, skip_gradient, stochastic_depth))
+    except FeaturevisError:
+        rewrites.close()
+        raise
     bar = tqdm(range(steps), desc=description, disable=not progress, leave=False, dynamic_ncols=True)
     redirect = contextlib.ExitStack()
     if redirect_relu > 0:
@@ -315,6 +329,7 @@ def optimize(
         tqdm.write("featurevis: interrupted; returning the images so far")
     finally:
         redirect.close()
+        rewrites.close()
         bar.close()
     opt.zero_grad(set_to_none=True)  # spent: the final evaluation may want the memory
     with torch.no_grad():

@@ -12,17 +12,23 @@ from ..core.errors import FeaturevisError
 from ..core.model import FeatureModel
 from ..core.objectives import Objective, as_objective
 from ..core.params import AlignedFourierImage, AlphaImage, FourierImage, Parameterization, make_param
+from ..core.residual import check_gamma, check_rate
 from ..core.targets import parse_target
-from ..core.visualize import REDIRECT_STEPS, visualize
+from ..core.visualize import REDIRECT_STEPS, residual_defaults, visualize
 from ..zoo import as_model
 
 #: Opacity penalty of ``--alpha`` without a weight: an opaque image must earn half its score more.
 ALPHA_WEIGHT = 0.5
 
-#: Default number of steps: the knee of the time-to-quality curve of class renders, averaged over
-#: three seeds (``benchmarks/quality.py --curve``): 320 steps reach 0.880 of the curve's 0.884 at
-#: 384 for 17 % less time, while 256 reach only 0.854.
+#: Default number of steps: the knee of the time-to-quality curve of class renders with the
+#: true gradient, averaged over three seeds (``benchmarks/quality.py --curve``): 320 steps reach
+#: 0.880 of the curve's 0.884 at 384, while 256 reach only 0.854. Renders of hidden units, which
+#: keep the true gradient, use it.
 DEFAULT_STEPS = 320
+#: Default steps of a class render with the residual rewrites (skip gradient and stochastic
+#: depth, :func:`~featurevis.core.visualize.residual_defaults`): the knee of their curve, three
+#: seeds: 192 steps reach 0.916 of the 0.932 at 320 (``benchmarks/RESULTS.md``).
+CLASS_STEPS = 192
 
 
 def _diversity_layer(model: FeatureModel, objective: Objective, size: int) -> str:
@@ -59,7 +65,7 @@ def render(
     *,
     size: int | None = None,
     batch: int = 1,
-    steps: int = DEFAULT_STEPS,
+    steps: int | None = None,
     lr: float | None = None,
     seed: int = 0,
     param: str | Parameterization = "fourier",
@@ -73,6 +79,8 @@ def render(
     progress: bool = True,
     schedule: str = "constant",
     redirect_relu: int = REDIRECT_STEPS,
+    skip_gradient: float | None = None,
+    stochastic_depth: float | None = None,
     alpha: float | None = None,
 ) -> RenderResult:
     """Optimize images that maximize ``objective`` on ``model``.
@@ -84,6 +92,8 @@ def render(
         objective: an :class:`Objective`, a TARGET string (``"_blocks.8:12"``), or a list to sum.
         size: image side in pixels (the model's input size by default).
         batch: number of images; objectives without ``batch=`` apply to all of them.
+        steps: optimization steps (default :data:`CLASS_STEPS` for a class render with both
+            residual rewrites, whose curve has its knee there; :data:`DEFAULT_STEPS` otherwise).
         lr: Adam's learning rate (default: the parameterization's, 0.05; 0.003 for a CPPN).
         param: ``"fourier"`` (default), ``"pixel"``, ``"maco"``, ``"cppn"`` (a smooth pattern that
             ``result.save(path, size=1024)`` draws again at any size), or a
@@ -100,6 +110,14 @@ def render(
         redirect_relu: for this many first steps, ReLU/ReLU6 modules also pass gradient that
             would turn an inactive unit on, so units dead on the starting image still get a
             picture (0 turns it off; functional ReLUs are never redirected).
+        skip_gradient: share of the gradient each residual branch passes back, the skip path
+            keeping all of it (Wu et al.'s skip gradient method).
+        stochastic_depth: each step drops each image's residual branches at random, up to this
+            rate at the last block, as the network was trained: every step sees another
+            subnetwork. Defaults of both: 0.5 and 0.2 for a class on a network whose blocks
+            allow them (the zoo's EfficientNet-Lite; ResNet-50 takes the skip gradient only),
+            which makes the render transfer to other networks, in fewer steps; 1 and 0 (the
+            plain network) otherwise. Asking for either on another network is an error.
         alpha: give the images an alpha channel, composited over random backgrounds while
             optimized, and subtract this weight × the objective's size × the mean opacity
             (0: no penalty). ``result.rgba()`` has the RGBA images; ``result.images`` are
@@ -134,6 +152,11 @@ def render(
         objs = [O.opacity_penalty(obj, alpha) for obj in objs] if alpha else objs
     obj = objs[0]
     lr = p.default_lr if lr is None else lr
+    skip, depth = residual_defaults(members, obj)
+    skip = skip if skip_gradient is None else check_gamma(skip_gradient)
+    depth = depth if stochastic_depth is None else check_rate(stochastic_depth)
+    if steps is None:
+        steps = CLASS_STEPS if skip < 1 and depth > 0 else DEFAULT_STEPS
     result = visualize(
         fm,
         obj,
@@ -147,6 +170,8 @@ def render(
         schedule=schedule,
         snapshots=snapshots,
         redirect_relu=redirect_relu,
+        skip_gradient=skip,
+        stochastic_depth=depth,
         gradient=Ensemble(list(zip(members, objs, strict=True))) if len(members) > 1 else None,
         check=False,
         generator=g,
@@ -168,6 +193,8 @@ def render(
         diversity_layer=diversity_layer,
         schedule=schedule,
         redirect_relu=redirect_relu,
+        skip_gradient=skip,
+        stochastic_depth=depth,
         alpha=alpha,
     )
     return result

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.residual import drop_branch, scale_gradient
+
 # Stride of the first block of each of the seven stages (the family's block table).
 STAGE_STRIDES = (1, 2, 2, 2, 1, 2, 1)
 
@@ -41,6 +43,11 @@ def _bn(c: int) -> nn.BatchNorm2d:
 class MBConvBlock(nn.Module):
     """Inverted residual: 1x1 expand, depthwise kxk, 1x1 project, identity skip when shapes allow."""
 
+    #: Share of the gradient the branch passes back, and the probability that a pass drops the
+    #: branch (stochastic depth, as the network was trained): :mod:`~featurevis.core.residual`.
+    branch_gradient = 1.0
+    branch_drop = 0.0
+
     def __init__(self, cin: int, cout: int, expand: int, kernel: int, stride: int):
         super().__init__()
         mid = cin * expand
@@ -63,7 +70,9 @@ class MBConvBlock(nn.Module):
             h = self._expand_act(self._bn0(self._expand_conv(h)))
         h = self._depthwise_act(self._bn1(self._depthwise_conv(h)))
         h = self._bn2(self._project_conv(h))
-        return h + x if self.skip else h
+        if not self.skip:
+            return h
+        return scale_gradient(drop_branch(h, self.branch_drop), self.branch_gradient) + x
 
 
 class EfficientNetLite(nn.Module):

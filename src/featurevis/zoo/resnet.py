@@ -11,9 +11,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..core.residual import scale_gradient
+
 
 class Bottleneck(nn.Module):
     expansion = 4
+    #: Share of the gradient the branch passes back (:mod:`~featurevis.core.residual`).
+    branch_gradient = 1.0
 
     def __init__(self, cin: int, width: int, stride: int = 1):
         super().__init__()
@@ -36,7 +40,7 @@ class Bottleneck(nn.Module):
         h = self.relu2(self.bn2(self.conv2(h)))
         h = self.bn3(self.conv3(h))
         skip = x if self.downsample is None else self.downsample(x)
-        return self.relu(h + skip)
+        return self.relu(scale_gradient(h, self.branch_gradient) + skip)
 
 
 class ResNet(nn.Module):
