@@ -39,7 +39,7 @@ def residual_defaults(models: Sequence[FeatureModel], objective: Objective) -> t
 
     Why only classes: a class render is judged by whether other networks see the class, which
     both improve; a hidden unit's picture is this network's own unit, and the true gradient
-    reaches 3-10 % more of its activation (lite0, ``_blocks.6``/``_blocks.10``).
+    reaches 3-11 % more of its activation (lite0, ``_blocks.6``/``_blocks.10``).
     """
     if LOGITS not in objective.layers:
         return 1.0, 0.0
