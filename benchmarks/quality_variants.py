@@ -5,7 +5,7 @@
     python benchmarks/quality_variants.py --list
 
 Each variant changes one thing of the defaults (the objective, one transform, the views per
-step, the parameterization, a coarse-to-fine schedule, the skip gradient) and is judged at each snapshot step as
+step, the parameterization, a coarse-to-fine schedule, the residual rewrites) and is judged at each snapshot step as
 ``quality.py --curve`` judges the defaults: plain and degraded lite1/lite2, and the "quality"
 (the mean of the four mean p figures). It prints one line per snapshot and, with ``--per-class``,
 each judge's p(target) per class. ``benchmarks/RESULTS.md`` ("Time to quality") keeps the
@@ -83,10 +83,10 @@ def logit_plus_logp(c: int, i: int) -> Objective:
 
 #: name -> (what changes, options for the render of a batch); ``views`` > 1 sums that many views.
 VARIANTS: dict[str, tuple[str, dict]] = {
-    "defaults": ("render's defaults (a class render: skip gradient 0.5)", {}),
+    "defaults": ("render's defaults (a class render: skip gradient 0.5, stochastic depth 0.2)", {}),
     "true-gradient": (
-        "the true gradient (skip gradient 1): the class-render default until 2026-12-02",
-        {"skip_gradient": 1.0},
+        "the whole network and its true gradient (skip gradient 1, no stochastic depth): the old defaults",
+        {"skip_gradient": 1.0, "stochastic_depth": 0.0},
     ),
     "skip-gradient-0.3": ("residual branches pass 0.3 of their gradient, not 0.5", {"skip_gradient": 0.3}),
     "logit+logp": ("objective: logit + log-softmax (a margin over the other classes)", {"objective": logit_plus_logp}),
@@ -136,6 +136,7 @@ def render_variant(lite0: fv.FeatureModel, name: str, seed: int, steps: int, sho
         r = visualize(
             lite0, obj, batch=n, size=224, steps=steps, seed=seed, param=opts.get("param", "fourier"),
             transforms=tf, snapshots=shots, check=False, progress=False, skip_gradient=opts.get("skip_gradient"),
+            stochastic_depth=opts.get("stochastic_depth"),
         )  # fmt: skip
         for k in shots:
             images[k].append(r.snapshots.get(k, r.images))

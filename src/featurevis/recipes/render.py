@@ -12,9 +12,8 @@ from ..core.errors import FeaturevisError
 from ..core.model import FeatureModel
 from ..core.objectives import Objective, as_objective
 from ..core.params import AlignedFourierImage, AlphaImage, FourierImage, Parameterization, make_param
-from ..core.residual import check_gamma, check_rate
 from ..core.targets import parse_target
-from ..core.visualize import REDIRECT_STEPS, residual_defaults, visualize
+from ..core.visualize import REDIRECT_STEPS, residual_settings, visualize
 from ..zoo import as_model
 
 #: Opacity penalty of ``--alpha`` without a weight: an opaque image must earn half its score more.
@@ -152,9 +151,7 @@ def render(
         objs = [O.opacity_penalty(obj, alpha) for obj in objs] if alpha else objs
     obj = objs[0]
     lr = p.default_lr if lr is None else lr
-    skip, depth = residual_defaults(members, obj)
-    skip = skip if skip_gradient is None else check_gamma(skip_gradient)
-    depth = depth if stochastic_depth is None else check_rate(stochastic_depth)
+    skip, depth = residual_settings(members, obj, skip_gradient, stochastic_depth)
     if steps is None:
         steps = CLASS_STEPS if skip < 1 and depth > 0 else DEFAULT_STEPS
     result = visualize(
