@@ -1,7 +1,7 @@
 """Variants of the class-render recipe, judged by the fidelity protocol of ``quality.py``.
 
     python benchmarks/quality_variants.py VARIANT [--seed S] [--steps 384] [--shots 192,256,320,384]
-        [--batch 5] [--threads 2]
+        [--batch 5] [--threads 2] [--drop-seed N]
     python benchmarks/quality_variants.py --list
 
 Each variant changes one thing of the defaults (the objective, one transform, the views per
@@ -10,12 +10,19 @@ step, the parameterization, a coarse-to-fine schedule, the residual rewrites) an
 (the mean of the four mean p figures). It prints one line per snapshot and, with ``--per-class``,
 each judge's p(target) per class. ``benchmarks/RESULTS.md`` ("Time to quality") keeps the
 figures of every variant tried toward the fidelity goal, the ones that lost included.
+
+``--drop-seed N`` draws the stochastic-depth drops from a stream of their own seeded ``N``, all
+else as ``--seed`` fixes it: the spread it causes is how far apart two variants must be to
+differ by more than the drops' luck.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
+from collections.abc import Iterator
+from unittest import mock
 
 import torch
 
@@ -23,7 +30,9 @@ import featurevis as fv
 from featurevis import objectives as O
 from featurevis import transforms as T
 from featurevis.core.objectives import LOGITS, Objective
+from featurevis.core.residual import drop_branch
 from featurevis.core.visualize import visualize
+from featurevis.zoo import efficientnet_lite
 from quality import CLASSES, degrade, judged, quality, quantize, resize
 
 JUDGES = ("efficientnet_lite1", "efficientnet_lite2")
@@ -89,6 +98,8 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         {"skip_gradient": 1.0, "stochastic_depth": 0.0},
     ),
     "skip-gradient-0.3": ("residual branches pass 0.3 of their gradient, not 0.5", {"skip_gradient": 0.3}),
+    "skip-gradient-0.7": ("residual branches pass 0.7 of their gradient, not 0.5", {"skip_gradient": 0.7}),
+    "stochastic-depth-0.1": ("residual branches dropped at up to 0.1, not 0.2", {"stochastic_depth": 0.1}),
     "logit+logp": ("objective: logit + log-softmax (a margin over the other classes)", {"objective": logit_plus_logp}),
     "resolution-0.8": (
         "lower resolution on 80 % of the steps, not 50 %",
@@ -143,6 +154,27 @@ def render_variant(lite0: fv.FeatureModel, name: str, seed: int, steps: int, sho
     return {k: torch.cat(v) for k, v in images.items()}, (time.perf_counter() - t0) / len(CLASSES)
 
 
+@contextlib.contextmanager
+def drops_from(seed: int | None) -> Iterator[None]:
+    """EfficientNet-Lite's branch drops drawn from their own generator seeded ``seed`` (None: as usual)."""
+    if seed is None:
+        yield
+        return
+    g = torch.Generator().manual_seed(seed)
+
+    def own(h: torch.Tensor, rate: float) -> torch.Tensor:
+        if rate == 0.0:
+            return h
+        with torch.random.fork_rng():
+            torch.set_rng_state(g.get_state())
+            out = drop_branch(h, rate)
+            g.set_state(torch.get_rng_state())
+        return out
+
+    with mock.patch.object(efficientnet_lite, "drop_branch", own):
+        yield
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("variant", nargs="?", choices=list(VARIANTS))
@@ -153,6 +185,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--per-class", action="store_true", help="print every judge's p(target) per class")
+    ap.add_argument("--drop-seed", type=int, help="stochastic-depth drops from their own stream, seeded so")
     args = ap.parse_args()
     if args.list or not args.variant:
         for name, (what, _) in VARIANTS.items():
@@ -162,15 +195,17 @@ def main() -> None:
     shots = sorted({int(s) for s in args.shots.split(",") if s} | {args.steps})
     lite0 = fv.load_model("efficientnet_lite0")
     views = VARIANTS[args.variant][1].get("views", 1)
-    images, per_image = render_variant(lite0, args.variant, args.seed, args.steps, shots, args.batch)
+    with drops_from(args.drop_seed):
+        images, per_image = render_variant(lite0, args.variant, args.seed, args.steps, shots, args.batch)
     judges = {name: fv.load_model(name) for name in JUDGES}
     target = torch.tensor(CLASSES)
+    label = f"{args.variant} seed {args.seed}" + ("" if args.drop_seed is None else f" drops {args.drop_seed}")
     for k in shots:
         rep = judged(lite0, judges, images[k], CLASSES)
         l1, l2 = rep[JUDGES[0]], rep[JUDGES[1]]
         d1, d2 = rep[JUDGES[0] + " degraded"], rep[JUDGES[1] + " degraded"]
         print(
-            f"{args.variant} seed {args.seed} @{k} steps{f' x {views} views' if views > 1 else ''}: "
+            f"{label} @{k} steps{f' x {views} views' if views > 1 else ''}: "
             f"{per_image * k / shots[-1]:.1f} s/image | plain mean p {l1['mean_p']:.3f} / {l2['mean_p']:.3f}, "
             f"min {min(l1['min_p'], l2['min_p']):.2f} | degraded top-1 {d1['top1']:.0%} / {d2['top1']:.0%}, "
             f"mean p {d1['mean_p']:.3f} / {d2['mean_p']:.3f} | quality {quality(rep):.3f}",

@@ -98,6 +98,14 @@ def test_the_result_is_scored_on_the_whole_network(lite0):
     assert float(r.values[0]) == pytest.approx(float(whole), rel=1e-4)
 
 
+def test_a_seed_fixes_a_render_with_stochastic_depth(lite0):
+    """The drops are random, but drawn from the stream the render's seed fixes."""
+    kw = dict(size=64, steps=6, progress=False)
+    a, b, c = (fv.render(lite0, "class:1", seed=s, **kw) for s in (3, 3, 4))
+    assert a.settings["stochastic_depth"] == 0.2
+    assert torch.equal(a.images, b.images) and not torch.equal(a.images, c.images)
+
+
 def test_a_network_without_such_blocks_is_a_one_line_error(tiny):
     for kw, message in (
         (dict(skip_gradient=0.5), "tiny has no residual blocks whose gradient"),

@@ -27,7 +27,7 @@ REDIRECT_STEPS = 16
 #: The residual rewrites of a class render (:mod:`~.residual`): the share of the gradient a
 #: residual branch passes back, and the last block's stochastic-depth rate (the rate
 #: EfficientNet-Lite was trained with). Together they lift lite0's renders as judged by
-#: lite1/lite2 from quality 0.880 to 0.932 at 320 steps, three seeds (``benchmarks/RESULTS.md``).
+#: lite1/lite2 from quality 0.880 to 0.917 at 320 steps, three seeds (``benchmarks/RESULTS.md``).
 SKIP_GRADIENT = 0.5
 STOCHASTIC_DEPTH = 0.2
 

@@ -25,8 +25,9 @@ ALPHA_WEIGHT = 0.5
 #: keep the true gradient, use it.
 DEFAULT_STEPS = 320
 #: Default steps of a class render with the residual rewrites (skip gradient and stochastic
-#: depth, :func:`~featurevis.core.visualize.residual_defaults`): the knee of their curve, three
-#: seeds: 192 steps reach 0.916 of the 0.932 at 320 (``benchmarks/RESULTS.md``).
+#: depth, :func:`~featurevis.core.visualize.residual_defaults`), three seeds: 192 steps reach
+#: quality 0.904 at 284 floor-steps per image, 384 only 0.927 at twice the cost
+#: (``benchmarks/RESULTS.md``).
 CLASS_STEPS = 192
 
 
