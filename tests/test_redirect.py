@@ -36,6 +36,10 @@ def test_gradient_only_pushes_inactive_units_back_in():
         assert _grad(relu6, x_dead, loss_grad).tolist() == [[-1, 0, 0, 1, 0]]
         # some unit of the image is on: the true gradient, as without redirection
         assert _grad(relu6, x, loss_grad).tolist() == [[0, 0, 2, 0, 0]]
+        # per image in a batch: the dead one redirected, the live one true
+        both = _grad(relu6, torch.cat([x_dead, x]), loss_grad.repeat(2, 1))
+        assert both.tolist() == [[-1, 0, 0, 1, 0], [0, 0, 2, 0, 0]]
+        assert _grad(relu6, x_dead[0], loss_grad[0]).tolist() == [-1, 0, 0, 1, 0]  # one unbatched vector
 
 
 def test_a_unit_dead_at_the_start_gets_a_picture(tiny, one_thread):

@@ -36,11 +36,12 @@ class _RedirectedClamp(torch.autograd.Function):
         upper = ctx.upper
         # grad is d(loss)/d(out); the optimizer moves x against it: grad > 0 pushes x down.
         true = grad * ((x >= 0) & (x <= upper))
+        per_image = true.flatten(1) if true.dim() >= 2 else true.reshape(1, -1)
+        alive = per_image.norm(dim=1) > 0  # per image: the true gradient reaches something
+        if bool(alive.all()):  # the usual case: the redirected gradient would go unused
+            return true, None
         redirected = grad.masked_fill(((x < 0) & (grad > 0)) | ((x > upper) & (grad < 0)), 0)
-        if true.dim() < 2:
-            return torch.where(true.norm() > 0, true, redirected), None
-        alive = true.flatten(1).norm(dim=1) > 0  # per image: the true gradient reaches something
-        alive = alive.view((-1,) + (1,) * (true.dim() - 1))
+        alive = alive.view((-1,) + (1,) * (true.dim() - 1)) if true.dim() >= 2 else alive[0]
         return torch.where(alive, true, redirected), None
 
 
