@@ -161,10 +161,13 @@ def drops_from(seed: int | None) -> Iterator[None]:
         yield
         return
     g = torch.Generator().manual_seed(seed)
+    drops = 0
 
     def own(h: torch.Tensor, rate: float) -> torch.Tensor:
+        nonlocal drops
         if rate == 0.0:
             return h
+        drops += 1
         with torch.random.fork_rng():
             torch.set_rng_state(g.get_state())
             out = drop_branch(h, rate)
@@ -173,6 +176,8 @@ def drops_from(seed: int | None) -> Iterator[None]:
 
     with mock.patch.object(efficientnet_lite, "drop_branch", own):
         yield
+    if not drops:  # a figure labelled with a drop seed that no drop used would be a wrong answer
+        raise SystemExit("--drop-seed: no stochastic-depth drop ran (the variant has none, or the zoo changed)")
 
 
 def main() -> None:
