@@ -157,3 +157,41 @@ def test_extras_reach_the_objective_from_the_same_draw(tiny):
     obj = fv.Objective(reads_extras, frozenset({"conv2"}), "extras", (("conv2", 0),))
     r = run(tiny, obj, param=param, steps=5)
     assert seen == [True] * 6 and r.history.shape == (5, 1)
+
+
+def _decayed_mean(states: list[torch.Tensor], decay: float) -> torch.Tensor:
+    n = len(states)
+    weights = [(1 - decay) * decay ** (n - 1 - k) for k in range(n)]
+    return sum(w * s for w, s in zip(weights, states, strict=True)) / sum(weights)
+
+
+def test_an_iterate_average_is_the_decayed_mean_of_the_steps(tiny):
+    """With ``average`` the result and the snapshots are drawn from the bias-corrected moving
+    average of the parameters after each step (the start left out), a ``k``-step render's
+    average is a longer render's snapshot at ``k``, and the values are those of the averaged
+    images; 0 is the last step, as without it."""
+    seen: list[torch.Tensor] = []
+    r = run(tiny, steps=12, average=0.8, snapshots=[5], after_step=lambda p: seen.append(p.pixels.detach().clone()))
+    torch.testing.assert_close(r.param.pixels.detach(), _decayed_mean(seen, 0.8))
+    torch.testing.assert_close(r.snapshots[5], run(tiny, steps=5, average=0.8).images)
+    with torch.no_grad():
+        torch.testing.assert_close(r.values, tiny(r.images, ["conv2"])["conv2"][:, 0].mean((1, 2)))
+    plain = run(tiny, steps=12)
+    assert not torch.equal(plain.images, r.images)
+    torch.testing.assert_close(run(tiny, steps=12, average=0.0).images, plain.images)
+
+
+def test_an_iterate_average_leaves_out_steps_that_are_not_finite(tiny):
+    """A first update that poisons the parameters is never averaged: the images go back to
+    the start, as without an average."""
+    start = pixels(squash="clamp")().detach()
+    r = run(tiny, param=pixels(squash="clamp"), optimizer=lambda ps: _Poisoning(ps, lr=0.1), average=0.9)
+    assert torch.isfinite(r.images).all()
+    torch.testing.assert_close(r.images, start)
+
+
+@pytest.mark.parametrize("decay", [1.0, -0.1, float("nan")])
+def test_an_average_decay_outside_0_1_is_a_one_line_error(tiny, decay):
+    with pytest.raises(fv.FeaturevisError, match=r"decay is in \[0, 1\)") as e:
+        run(tiny, steps=2, average=decay)
+    assert "\n" not in str(e.value)

@@ -112,6 +112,18 @@ def test_lite0_class_renders_are_classified_as_their_class(lite0):
     assert probs.argmax(1).tolist() == classes
 
 
+def test_a_class_render_is_drawn_from_the_iterate_average_by_default(lite0):
+    """Classes (judged by other networks) are averaged over the steps; a hidden unit's picture,
+    judged by the unit, is the last step; either can be asked for."""
+    kw = dict(size=64, steps=3, progress=False)
+    assert fv.render(lite0, "class:1", **kw).settings["average"] == 0.97
+    assert fv.render(lite0, "_blocks.8:1", **kw).settings["average"] == 0.0
+    assert fv.render(lite0, "class:1", average=0, **kw).settings["average"] == 0.0
+    assert fv.render(lite0, "_blocks.8:1", average=0.5, **kw).settings["average"] == 0.5
+    last = fv.render(lite0, "class:1", average=0, **kw).images
+    assert not torch.equal(fv.render(lite0, "class:1", **kw).images, last)
+
+
 @pytest.mark.parametrize(
     ("size", "x", "y"),
     [(224, 13, 13), (64, 3, 3), (64, 0, 0)],  # lite0's _blocks.8 is 14x14 at 224 px, 4x4 at 64 px

@@ -98,6 +98,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="drop residual branches at random each step, up to RATE at the last block (default: 0.2 "
         "for a class on EfficientNet-Lite, as it was trained; else 0)",
     )
+    p.add_argument(
+        "--average",
+        type=probability,
+        default=None,
+        metavar="DECAY",
+        help="draw the images from a moving average of the steps with this decay, in [0, 1) (default: 0.97 for "
+        "a class, which other networks then read better; else 0, the last step)",
+    )
     p.add_argument("--snapshots", type=int_list, default=[], help="also save images after these steps, e.g. 64,128")
     add_common(p)
 
@@ -151,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
             redirect_relu=0 if args.no_redirect_relu else REDIRECT_STEPS,
             skip_gradient=args.skip_gradient,
             stochastic_depth=args.stochastic_depth,
+            average=args.average,
             device=args.device,
             **_schedule(args),
             progress=args.progress,
@@ -173,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
             redirect_relu=0 if args.no_redirect_relu else REDIRECT_STEPS,
             skip_gradient=args.skip_gradient,
             stochastic_depth=args.stochastic_depth,
+            average=args.average,
             alpha=args.alpha,
             device=args.device,
             **_schedule(args),
@@ -205,10 +215,11 @@ def _render_dgn(args: argparse.Namespace, model, obj):
     from ..core.images import load_image
     from ..recipes.dgn import DGN_LR, DGN_STEPS, dgn
 
-    if args.param != "fourier" or args.diversity or args.snapshots or args.skip_gradient or args.stochastic_depth:
+    rewrites = args.skip_gradient or args.stochastic_depth or args.average is not None
+    if args.param != "fourier" or args.diversity or args.snapshots or rewrites:
         raise FeaturevisError(
-            "--prior dgn optimizes a generator's code: no --param, --diversity, --snapshots, --skip-gradient "
-            "or --stochastic-depth"
+            "--prior dgn optimizes a generator's code: no --param, --diversity, --snapshots, --skip-gradient, "
+            "--stochastic-depth or --average"
         )
     gen = load_generator(args.generator, args.bounds)
     init = load_image(args.init) if args.init else None
