@@ -10,13 +10,14 @@ classified by lite1 and lite2 after a bilinear antialiased resize to their input
 "degraded" judges see a 3x3 box-blurred, 112 px copy first: only coarse structure survives it.
 
 ``--curve`` makes time to quality the headline: one render per batch runs to the largest step
-count and keeps snapshots at the others (a constant learning rate, so a snapshot at k steps is
-what a k-step render gives), and each snapshot is judged; ``--seeds N`` averages N seeds' curves
-(the minimum is the worst seen). The knee is the fewest steps whose quality (the mean of the four
-mean p figures) is within 0.02 of the curve's best: the default step count sits there. Seconds
-are the render's seconds per image scaled by steps (a step costs the same throughout, but for
-the first 16 redirected-ReLU steps); floor-steps divide them by the truncated frozen floor at
-224 px batch 1 measured in the same run (../shared/REFERENCE.md).
+count and keeps snapshots at the others (a constant learning rate and a bias-corrected iterate
+average, so a snapshot at k steps is what a k-step render gives), and each snapshot is judged;
+``--seeds N`` averages N seeds' curves (the minimum is the worst seen). The knee is the fewest
+steps whose quality (the mean of the four mean p figures) is within 0.02 of the curve's best:
+the default step count sits there. Seconds are the render's seconds per image scaled by steps (a
+step costs the same throughout, but for the first 16 redirected-ReLU steps); floor-steps divide
+them by the truncated frozen floor at 224 px batch 1 measured in the same run
+(../shared/REFERENCE.md).
 """
 
 from __future__ import annotations

@@ -5,11 +5,12 @@
     python benchmarks/quality_variants.py --list
 
 Each variant changes one thing of the defaults (the objective, one transform, the views per
-step, the parameterization, a coarse-to-fine schedule, the residual rewrites) and is judged at each snapshot step as
-``quality.py --curve`` judges the defaults: plain and degraded lite1/lite2, and the "quality"
-(the mean of the four mean p figures). It prints one line per snapshot and, with ``--per-class``,
-each judge's p(target) per class. ``benchmarks/RESULTS.md`` ("Time to quality") keeps the
-figures of every variant tried toward the fidelity goal, the ones that lost included.
+step, the parameterization, a coarse-to-fine schedule, the residual rewrites, the iterate
+average) and is judged at each snapshot step as ``quality.py --curve`` judges the defaults:
+plain and degraded lite1/lite2, and the "quality" (the mean of the four mean p figures). It
+prints one line per snapshot and, with ``--per-class``, each judge's p(target) per class.
+``benchmarks/RESULTS.md`` ("Time to quality") keeps the figures of every variant tried toward
+the fidelity goal, the ones that lost included.
 
 ``--drop-seed N`` draws the stochastic-depth drops from a stream of their own seeded ``N``, all
 else as ``--seed`` fixes it: the spread it causes is how far apart two variants must be to
@@ -82,6 +83,43 @@ def standard_with(*, flip: bool = False, resolution_p: float = 0.5, scale=(0.7, 
     return T.Compose(out + ([Flip()] if flip else []))
 
 
+class _LinearBackClamp(torch.autograd.Function):
+    """ReLU6 forward, identity backward (Guo et al. 2020's linear backpropagation)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return x.clamp(0, 6)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad
+
+
+class LinearBackReLU6(torch.nn.ReLU6):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _LinearBackClamp.apply(x) if torch.is_grad_enabled() else super().forward(x)
+
+
+@contextlib.contextmanager
+def linear_backprop(net: torch.nn.Module, first: int, head: bool = True) -> Iterator[None]:
+    """The ReLU6 gradients of blocks ``first`` on (and of the head) pass straight through."""
+    swaps = []
+    for block in list(net._blocks)[first:]:
+        for attr in ("_expand_act", "_depthwise_act"):
+            if getattr(block, attr, None) is not None:
+                swaps.append((block, attr))
+    if head:
+        swaps.append((net, "_head_act"))
+    before = [getattr(m, a) for m, a in swaps]
+    for m, a in swaps:
+        setattr(m, a, LinearBackReLU6())
+    try:
+        yield
+    finally:
+        for (m, a), b in zip(swaps, before, strict=True):
+            setattr(m, a, b)
+
+
 def logit(c: int, i: int) -> Objective:
     return O.class_logit(c, batch=i)
 
@@ -92,11 +130,16 @@ def logit_plus_logp(c: int, i: int) -> Objective:
 
 #: name -> (what changes, options for the render of a batch); ``views`` > 1 sums that many views.
 VARIANTS: dict[str, tuple[str, dict]] = {
-    "defaults": ("render's defaults (a class render: skip gradient 0.5, stochastic depth 0.2)", {}),
-    "true-gradient": (
-        "the whole network and its true gradient (skip gradient 1, no stochastic depth): the old defaults",
-        {"skip_gradient": 1.0, "stochastic_depth": 0.0},
+    "defaults": (
+        "render's defaults (a class render: skip gradient 0.5, stochastic depth 0.2, iterate average 0.97, Adam 0.1)",
+        {},
     ),
+    "true-gradient": (
+        "the whole network and its true gradient, the last step's images (skip gradient 1, no stochastic "
+        "depth, no average): the defaults before the rewrites",
+        {"skip_gradient": 1.0, "stochastic_depth": 0.0, "average": 0.0},
+    ),
+    "last-step": ("the last step's images, not the iterate average (the defaults before it)", {"average": 0.0}),
     "skip-gradient-0.3": ("residual branches pass 0.3 of their gradient, not 0.5", {"skip_gradient": 0.3}),
     "skip-gradient-0.7": ("residual branches pass 0.7 of their gradient, not 0.5", {"skip_gradient": 0.7}),
     "stochastic-depth-0.1": ("residual branches dropped at up to 0.1, not 0.2", {"stochastic_depth": 0.1}),
@@ -115,6 +158,22 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "tv-100": ("minus 100 x total variation of the image", {"penalty": 100 * O.total_variation()}),
     "maco": ("MACO parameterization (magnitude fixed, phase optimized)", {"param": "maco"}),
     "coarse-to-fine": ("the first half of the steps at 0.45-0.65 of the side", {"coarse_to_fine": True}),
+    "linear-backprop-8": (
+        "ReLU6 gradients pass straight through from block 8 on and in the head",
+        {"linear_backprop": 8},
+    ),
+    "linear-backprop-12": (
+        "ReLU6 gradients pass straight through from block 12 on and in the head",
+        {"linear_backprop": 12},
+    ),
+    "linear-backprop-head": (
+        "the head's ReLU6 gradient passes straight through (LinBP; deeper, the gradient explodes)",
+        {"linear_backprop": 16},
+    ),
+    "average-0.9": ("an iterate average of decay 0.9, not 0.97 (about the last 10 steps)", {"average": 0.9}),
+    "average-0.99": ("an iterate average of decay 0.99, not 0.97 (about the last 100 steps)", {"average": 0.99}),
+    "lr-0.05": ("learning rate 0.05, not 0.1 (the rate before)", {"lr": 0.05}),
+    "lr-0.07": ("learning rate 0.07, not 0.1", {"lr": 0.07}),
 }
 
 
@@ -144,10 +203,12 @@ def render_variant(lite0: fv.FeatureModel, name: str, seed: int, steps: int, sho
             if "penalty" in opts:
                 obj = obj - opts["penalty"]
             tf = CoarseToFine(steps) if opts.get("coarse_to_fine") else opts.get("transforms", "auto")
-        r = visualize(
+        lin = opts.get("linear_backprop")
+        with linear_backprop(lite0.net, lin) if lin is not None else contextlib.nullcontext():
+            r = visualize(
             lite0, obj, batch=n, size=224, steps=steps, seed=seed, param=opts.get("param", "fourier"),
             transforms=tf, snapshots=shots, check=False, progress=False, skip_gradient=opts.get("skip_gradient"),
-            stochastic_depth=opts.get("stochastic_depth"),
+            stochastic_depth=opts.get("stochastic_depth"), lr=opts.get("lr"), average=opts.get("average"),
         )  # fmt: skip
         for k in shots:
             images[k].append(r.snapshots.get(k, r.images))
@@ -219,9 +280,9 @@ def main() -> None:
         if args.per_class:
             q = quantize(images[k])
             for name, m in judges.items():
-                for label, x in (("plain", q), ("degraded", degrade(q))):
+                for kind, x in (("plain", q), ("degraded", degrade(q))):
                     p = m.predict(resize(x, m.input_size))[torch.arange(len(CLASSES)), target]
-                    print(f"  {name} {label:8s} " + " ".join(f"{v:.2f}" for v in p.tolist()))
+                    print(f"  {name} {kind:8s} " + " ".join(f"{v:.2f}" for v in p.tolist()))
 
 
 if __name__ == "__main__":

@@ -120,8 +120,27 @@ def test_a_class_render_is_drawn_from_the_iterate_average_by_default(lite0):
     assert fv.render(lite0, "_blocks.8:1", **kw).settings["average"] == 0.0
     assert fv.render(lite0, "class:1", average=0, **kw).settings["average"] == 0.0
     assert fv.render(lite0, "_blocks.8:1", average=0.5, **kw).settings["average"] == 0.5
-    last = fv.render(lite0, "class:1", average=0, **kw).images
+    last = fv.render(lite0, "class:1", average=0, lr=0.1, **kw).images
     assert not torch.equal(fv.render(lite0, "class:1", **kw).images, last)
+
+
+def test_the_class_recipe_steps_at_its_own_rate(lite0, tiny):
+    """0.1 where it was measured (a Fourier class render with the rewrites and the average);
+    the parameterization's own rate wherever one of them is missing, and a given rate always."""
+    kw = dict(size=64, steps=2, progress=False)
+    assert fv.render(lite0, "class:1", **kw).settings["lr"] == 0.1
+    assert fv.render(lite0, "class:1", lr=0.02, **kw).settings["lr"] == 0.02
+    for other in (
+        dict(objective="_blocks.8:1"),
+        dict(average=0),
+        dict(stochastic_depth=0),
+        dict(param="pixel"),
+        dict(param="cppn"),
+    ):
+        target = other.pop("objective", "class:1")
+        settings = fv.render(lite0, target, **other, **kw).settings
+        assert settings["lr"] == (0.003 if other.get("param") == "cppn" else 0.05), other
+    assert fv.render(tiny, "class:1", size=32, steps=2, progress=False).settings["lr"] == 0.05  # no rewrites
 
 
 @pytest.mark.parametrize(

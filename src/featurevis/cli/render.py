@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_size(p, "image side in px (default: the model's input size)")
     add_steps(p, f"steps (default {DEFAULT_STEPS}; a class on EfficientNet-Lite: {CLASS_STEPS}; dgn: 200)")
     add_batch(p, "images rendered together (a grid)", 1)
-    add_lr(p, "learning rate (default 0.05; cppn 0.003; dgn 0.1)")
+    add_lr(p, "learning rate (default 0.05; a Fourier class render 0.1; cppn 0.003; dgn 0.1)")
     p.add_argument("--param", choices=list(PARAMETERIZATIONS), default="fourier", help="parameterization")
     add_save_size(p, "cppn only: draw the result again at this side to save it")
     p.add_argument("--no-decorrelate", action="store_true", help="optimize RGB instead of decorrelated colour")

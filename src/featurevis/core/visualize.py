@@ -17,7 +17,7 @@ import torch
 from .engine import Gradient, RenderResult, check_average, optimize, validate
 from .model import FeatureModel
 from .objectives import LOGITS, Objective, direction
-from .params import Parameterization, make_param
+from .params import FourierImage, Parameterization, make_param
 from .residual import check_gamma, check_rate, droppable_blocks, residual_blocks
 from .transforms import resolve_transforms
 
@@ -33,6 +33,18 @@ STOCHASTIC_DEPTH = 0.2
 
 #: Decay of the iterate average a class render's images are drawn from (:class:`~.engine.IterateAverage`).
 AVERAGE = 0.97
+#: Adam's rate for a Fourier class render with the rewrites and the average: twice the Fourier
+#: image's own. With the average, larger steps explore more and the average keeps what they
+#: agree on: quality 0.911 -> 0.927 at 192 steps, degraded top-1 93 % -> 97-98 % (three seeds).
+CLASS_LR = 0.1
+
+
+def default_lr(param: Parameterization, objective: Objective, skip: float, depth: float, average: float) -> float:
+    """Adam's rate when none is given: :data:`CLASS_LR` for the class recipe it was measured
+    with (a plain Fourier image, the class logits, both residual rewrites and the average);
+    the parameterization's own ``default_lr`` otherwise."""
+    measured = type(param) is FourierImage and LOGITS in objective.layers and skip < 1 and depth > 0 and average > 0
+    return CLASS_LR if measured else param.default_lr
 
 
 def average_setting(objective: Objective, average: float | None) -> float:
@@ -106,7 +118,7 @@ def visualize(
 
     Args:
         size: image side (default: the model's input size).
-        lr: the optimizer's rate (default: the parameterization's ``default_lr``).
+        lr: the optimizer's rate (default: :func:`default_lr`).
         param: a registered parameterization name or an instance (its batch and size win).
         skip_gradient, stochastic_depth: the residual rewrites (default: :func:`residual_defaults`;
             1 and 0 are the plain network).
@@ -131,12 +143,13 @@ def visualize(
         else param
     )
     skip, depth = residual_settings((gradient or Gradient()).models(model), objective, skip_gradient, stochastic_depth)
+    average = average_setting(objective, average)
     return optimize(
         model,
         objective,
         p,
         steps=steps,
-        lr=p.default_lr if lr is None else lr,
+        lr=default_lr(p, objective, skip, depth, average) if lr is None else lr,
         transforms=resolve_transforms(transforms, size, patch_px=model.patch_px),
         generator=g,
         optimizer=optimizer,
@@ -149,7 +162,7 @@ def visualize(
         redirect_relu=redirect_relu,
         skip_gradient=skip,
         stochastic_depth=depth,
-        average=average_setting(objective, average),
+        average=average,
     )
 
 

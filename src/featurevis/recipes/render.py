@@ -13,7 +13,7 @@ from ..core.model import FeatureModel
 from ..core.objectives import Objective, as_objective
 from ..core.params import AlignedFourierImage, AlphaImage, FourierImage, Parameterization, make_param
 from ..core.targets import parse_target
-from ..core.visualize import REDIRECT_STEPS, average_setting, residual_settings, visualize
+from ..core.visualize import REDIRECT_STEPS, average_setting, default_lr, residual_settings, visualize
 from ..zoo import as_model
 
 #: Opacity penalty of ``--alpha`` without a weight: an opaque image must earn half its score more.
@@ -25,9 +25,9 @@ ALPHA_WEIGHT = 0.5
 #: keep the true gradient, use it.
 DEFAULT_STEPS = 320
 #: Default steps of a class render with the residual rewrites (skip gradient and stochastic
-#: depth, :func:`~featurevis.core.visualize.residual_defaults`) and the iterate average, three
-#: seeds: 192 steps reach quality 0.911 (6.3 s per image in a batch of 5, 263-337 floor-steps
-#: as the floor reads 19-24 ms), 384 only 0.931 at twice the cost (``benchmarks/RESULTS.md``).
+#: depth, :func:`~featurevis.core.visualize.residual_defaults`), the iterate average and Adam 0.1,
+#: three seeds: 192 steps reach quality 0.927 (6.4 s per image in a batch of 5, 318 floor-steps),
+#: 256 only 0.929 (``benchmarks/RESULTS.md``).
 CLASS_STEPS = 192
 
 
@@ -95,7 +95,8 @@ def render(
         batch: number of images; objectives without ``batch=`` apply to all of them.
         steps: optimization steps (default :data:`CLASS_STEPS` for a class render with both
             residual rewrites, whose curve has its knee there; :data:`DEFAULT_STEPS` otherwise).
-        lr: Adam's learning rate (default: the parameterization's, 0.05; 0.003 for a CPPN).
+        lr: Adam's learning rate (default: the parameterization's, 0.05; 0.003 for a CPPN; 0.1 for
+            a Fourier class render with the residual rewrites and the average, where it was measured).
         param: ``"fourier"`` (default), ``"pixel"``, ``"maco"``, ``"cppn"`` (a smooth pattern that
             ``result.save(path, size=1024)`` draws again at any size), or a
             :class:`Parameterization` instance.
@@ -155,9 +156,9 @@ def render(
         p = p if isinstance(p, AlphaImage) else AlphaImage(p, generator=g)
         objs = [O.opacity_penalty(obj, alpha) for obj in objs] if alpha else objs
     obj = objs[0]
-    lr = p.default_lr if lr is None else lr
     skip, depth = residual_settings(members, obj, skip_gradient, stochastic_depth)
     average = average_setting(obj, average)
+    lr = default_lr(p, obj, skip, depth, average) if lr is None else lr
     if steps is None:
         steps = CLASS_STEPS if skip < 1 and depth > 0 else DEFAULT_STEPS
     result = visualize(
