@@ -215,8 +215,8 @@ def _render_dgn(args: argparse.Namespace, model, obj):
     from ..core.images import load_image
     from ..recipes.dgn import DGN_LR, DGN_STEPS, dgn
 
-    rewrites = args.skip_gradient or args.stochastic_depth or args.average is not None
-    if args.param != "fourier" or args.diversity or args.snapshots or rewrites:
+    step_options = args.skip_gradient or args.stochastic_depth or args.average is not None
+    if args.param != "fourier" or args.diversity or args.snapshots or step_options:
         raise FeaturevisError(
             "--prior dgn optimizes a generator's code: no --param, --diversity, --snapshots, --skip-gradient, "
             "--stochastic-depth or --average"

@@ -5,7 +5,8 @@ atoms and explorer pages show their units: each needs "a feature visualization o
 objective" as a step inside a larger technique. Recipes never import one another, so that
 step lives here, once: a registered parameterization (Fourier by default), the transforms the
 model calls for (``"auto"``: patch transforms for a vision transformer, the standard set
-otherwise), Adam at the parameterization's own rate and a redirected-ReLU start.
+otherwise), Adam at the parameterization's own rate and a redirected-ReLU start; for a class,
+the residual rewrites, the iterate average and :data:`CLASS_LR` where they were measured.
 """
 
 from __future__ import annotations
