@@ -71,7 +71,8 @@ def render_classes(
     out, t0 = [], time.perf_counter()
     for start in range(0, len(classes), batch):
         chunk = classes[start : start + batch]
-        obj = sum(O.class_logit(c, batch=i) for i, c in enumerate(chunk))
+        one = O.class_logit if generator is not None else O.class_log_odds  # what each recipe maximizes
+        obj = sum(one(c, batch=i) for i, c in enumerate(chunk))
         if generator is not None:
             out.append(fv.dgn(model, obj, generator, batch=len(chunk), **kwargs).images)
         else:
@@ -118,7 +119,7 @@ def curve(args, lite0: fv.FeatureModel, classes: list[int], options: dict) -> No
     for seed in seeds:
         for start in range(0, len(classes), args.batch):
             chunk = classes[start : start + args.batch]
-            obj = sum(O.class_logit(c, batch=i) for i, c in enumerate(chunk))
+            obj = sum(O.class_log_odds(c, batch=i) for i, c in enumerate(chunk))
             r = fv.render(lite0, obj, batch=len(chunk), seed=seed, progress=False, snapshots=points, **options)
             for k in points:
                 shots[seed, k].append(r.snapshots.get(k, r.images))

@@ -128,10 +128,16 @@ def logit_plus_logp(c: int, i: int) -> Objective:
     return O.class_logit(c, batch=i) + O.class_log_prob(c, batch=i)
 
 
+def log_odds(c: int, i: int) -> Objective:
+    """What ``render`` maximizes for ``class:N``: log(p / (1 - p))."""
+    return O.class_log_odds(c, batch=i)
+
+
 #: name -> (what changes, options for the render of a batch); ``views`` > 1 sums that many views.
 VARIANTS: dict[str, tuple[str, dict]] = {
     "defaults": (
-        "render's defaults (a class render: skip gradient 0.5, stochastic depth 0.2, iterate average 0.97, Adam 0.1)",
+        "render's defaults (a class render: the log-odds, skip gradient 0.5, stochastic depth 0.2, "
+        "iterate average 0.97, Adam 0.1)",
         {},
     ),
     "true-gradient": (
@@ -143,6 +149,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "skip-gradient-0.3": ("residual branches pass 0.3 of their gradient, not 0.5", {"skip_gradient": 0.3}),
     "skip-gradient-0.7": ("residual branches pass 0.7 of their gradient, not 0.5", {"skip_gradient": 0.7}),
     "stochastic-depth-0.1": ("residual branches dropped at up to 0.1, not 0.2", {"stochastic_depth": 0.1}),
+    "logit": ("objective: the class logit, not its log-odds (the objective before)", {"objective": logit}),
     "logit+logp": ("objective: logit + log-softmax (a margin over the other classes)", {"objective": logit_plus_logp}),
     "resolution-0.8": (
         "lower resolution on 80 % of the steps, not 50 %",
@@ -181,7 +188,7 @@ def render_variant(lite0: fv.FeatureModel, name: str, seed: int, steps: int, sho
     """The 20 classes rendered with variant ``name``: {step: images}, seconds per image."""
     _, opts = VARIANTS[name]
     views = opts.get("views", 1)
-    one = opts.get("objective", logit)
+    one = opts.get("objective", log_odds)
     images: dict[int, list[torch.Tensor]] = {k: [] for k in shots}
     t0 = time.perf_counter()
     for start in range(0, len(CLASSES), batch):

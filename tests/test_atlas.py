@@ -47,12 +47,18 @@ def test_atlas_lays_out_every_sample_and_draws_the_full_cells(small_atlas):
 
 
 def test_atlas_cells_score_highest_on_their_own_direction(lite0, small_atlas):
+    """Each cell's image scores its direction above the other directions' mean, and of all the
+    atlas' images, a direction's own scores it highest. Not "each image's best direction is its
+    own": neighbouring cells' directions are close by design (cosine up to 0.88 here), and on
+    another CPU (an AMD EPYC; other float rounding) the images of 4 of 10 cells scored a
+    neighbour's direction a little higher, their own second, while each direction's own image
+    still scored it highest in 9 of 10."""
     r = small_atlas
-    scores = direction_scores(lite0, r.images, LAYER, r.directions)
+    scores = direction_scores(lite0, r.images, LAYER, r.directions)  # [image, direction]
     own = scores.diag()
     others = (scores.sum(1) - own) / (len(own) - 1)
     assert (own > others).all(), scores
-    assert (scores.argmax(1) == torch.arange(len(own))).float().mean() >= 0.75, scores
+    assert (scores.argmax(0) == torch.arange(len(own))).float().mean() >= 0.75, scores
 
 
 def test_class_atlas_keeps_the_samples_that_speak_for_the_class(lite0, cat_and_rocket):

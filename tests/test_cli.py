@@ -359,7 +359,7 @@ def test_render_with_several_models_sums_the_target_over_them(tmp_path, capsys):
     args = ["render", "class:1", "-m", "lite0,lite1", "--size", "64", "--steps", "3", "-o", str(out), "-q"]
     assert main(args) == 0
     assert out.is_file()
-    assert "class:1, summed over efficientnet_lite0 + efficientnet_lite1" in capsys.readouterr().out
+    assert "logodds:1, summed over efficientnet_lite0 + efficientnet_lite1" in capsys.readouterr().out
     assert main([*args, "--weights", str(tmp_path / "w.pth")]) == 2
     assert "--weights takes one model" in capsys.readouterr().err
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from featurevis import objectives as O
+from featurevis.core.errors import FeaturevisError
 from featurevis.core.model import INPUT, LOGITS
 
 
@@ -98,3 +99,25 @@ def test_interpolation_goes_from_a_to_b(acts):
     a, b = O.channel("l", 0), O.channel("l", 1)
     t = torch.tensor([0.0, 0.5, 1.0])
     torch.testing.assert_close(O.interpolation(a, b)(acts), (1 - t) * a(acts) + t * b(acts))
+
+
+def test_class_log_odds_is_log_p_over_one_minus_p(acts):
+    p = acts[LOGITS].softmax(-1)[:, 7]
+    torch.testing.assert_close(O.class_log_odds(7)(acts), (p / (1 - p)).log())
+    assert O.class_log_odds(7, batch=1)(acts)[[0, 2]].eq(0).all()
+    with pytest.raises(FeaturevisError, match="at least two classes"):
+        O.class_log_odds(0)({LOGITS: torch.zeros(2, 1)})
+
+
+def test_class_log_odds_keeps_pushing_the_rival_down_once_the_class_is_sure():
+    """Log-softmax's gradient fades as p -> 1; the log-odds' does not, so a render keeps
+    separating the class from its nearest rival (a sibling breed) after the network is sure."""
+    z = torch.zeros(1, 10)
+    z[0, 3], z[0, 5] = 12.0, 4.0  # p(3) = 0.9996, class 5 the rival
+    grads = {}
+    for name, obj in (("logp", O.class_log_prob(3)), ("odds", O.class_log_odds(3))):
+        x = z.clone().requires_grad_()
+        obj({LOGITS: x}).sum().backward()
+        grads[name] = x.grad[0]
+    assert grads["logp"][3] < 1e-3 and grads["logp"][5] > -1e-3
+    assert grads["odds"][3] == 1 and grads["odds"][5] < -0.8

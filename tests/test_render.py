@@ -112,6 +112,20 @@ def test_lite0_class_renders_are_classified_as_their_class(lite0):
     assert probs.argmax(1).tolist() == classes
 
 
+def test_a_class_target_renders_its_log_odds_and_says_so(tiny):
+    """``class:N`` is the log-odds in a render and the logit elsewhere; ``logit:N`` and
+    ``logodds:N`` mean one thing everywhere."""
+    assert fv.parse_target(tiny, "class:1").name == "class:1"  # the logit: attribution, dreams
+    assert fv.parse_target(tiny, "logodds:1").name == "logodds:1"
+    assert fv.parse_target(tiny, "class:1", "log_odds").name == "logodds:1"
+    assert fv.parse_target(tiny, "logit:1", "log_odds").name == "class:1"
+    kw = dict(size=32, steps=2, progress=False)
+    assert fv.render(tiny, "class:1", **kw).settings["objective"] == "logodds:1"
+    assert fv.render(tiny, "logit:1", **kw).settings["objective"] == "class:1"
+    with pytest.raises(fv.FeaturevisError, match="logit: needs an index"):
+        fv.parse_target(tiny, "logit:")
+
+
 def test_a_class_render_is_drawn_from_the_iterate_average_by_default(lite0):
     """Classes (judged by other networks) are averaged over the steps; a hidden unit's picture,
     judged by the unit, is the last step; either can be asked for."""

@@ -45,7 +45,7 @@ def run_demo(
     model = load_model("efficientnet_lite0").to(resolve_device(device))
     sections: list[dict] = []
     jobs = [(layer, O.channels(layer, chs), [f"{layer}:{c}" for c in chs], note) for layer, chs, note in DEMO_LAYERS]
-    class_obj = sum(O.class_logit(c, batch=i) for i, c in enumerate(DEMO_CLASSES))
+    class_obj = sum(O.class_log_odds(c, batch=i) for i, c in enumerate(DEMO_CLASSES))  # as render reads class:N
     jobs.append(("classes", class_obj, [f"class:{c}" for c in DEMO_CLASSES], "classes: the network's idea of each"))
     for name, obj, targets, note in jobs:
         result = render(model, obj, size=size, batch=len(targets), steps=steps, seed=seed, progress=progress)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..core.errors import FeaturevisError
-from ..recipes.render import ALPHA_WEIGHT, CLASS_STEPS, DEFAULT_STEPS, REDIRECT_STEPS
+from ..recipes.render import ALPHA_WEIGHT, CLASS_STEPS, CLASSES, DEFAULT_STEPS, REDIRECT_STEPS
 from .args import (
     add_batch,
     add_common,
@@ -36,7 +36,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..core.transforms import TRANSFORMS
 
     add_model(p, positional=True)
-    p.add_argument("target", help='e.g. _blocks.8:12, _blocks.8:12@3,4, _blocks.8, class:285, class:"Egyptian cat"')
+    p.add_argument(
+        "target",
+        help='e.g. _blocks.8:12, _blocks.8:12@3,4, _blocks.8, class:285 or class:"Egyptian cat" '
+        "(the class's log-odds; logit:285 renders the logit)",
+    )
     add_output(p, "output PNG/JPG (default: derived from the target)", _default_output)
     add_size(p, "image side in px (default: the model's input size)")
     add_steps(p, f"steps (default {DEFAULT_STEPS}; a class on EfficientNet-Lite: {CLASS_STEPS}; dgn: 200)")
@@ -134,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
         model, obj = args.model, args.target  # render() parses the target for each model
     else:
         model = model_from_args(args)
-        obj = parse_target(model, args.target)
+        # a DGN-AM render maximizes the logit, as Nguyen et al. do and as its figures were measured
+        obj = parse_target(model, args.target, "logit" if args.prior == "dgn" else CLASSES)
         if args.negative:
             obj = -obj
     if args.prior == "dgn":
@@ -145,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         result = interpolate(
             model,
             obj,
-            parse_target(model, args.to),
+            parse_target(model, args.to, CLASSES),
             frames=args.frames or 6,
             size=args.size,
             diversity=args.diversity,

@@ -336,6 +336,26 @@ def class_log_prob(cls: int, batch: int | None = None) -> Objective:
     )
 
 
+def class_log_odds(cls: int, batch: int | None = None) -> Objective:
+    """The log-odds of class ``cls``, log(p / (1 - p)): its logit minus the log-sum-exp of
+    every other class's.
+
+    What a class render maximizes by default. Like log-softmax it lowers the rivals, a sibling
+    breed above all; unlike log-softmax its gradient does not fade once the rendering network is
+    sure, so it keeps drawing what tells the class from its neighbours, which other networks
+    then read: three-seed quality 0.949 against the logit's 0.926 (``benchmarks/RESULTS.md``).
+    """
+
+    def fn(a: Acts) -> torch.Tensor:
+        z = a[LOGITS].float()
+        if z.shape[-1] < 2:
+            raise FeaturevisError(f"logodds:{cls} needs at least two classes; the model has one (use logit:{cls})")
+        rest = z.index_fill(-1, torch.tensor([cls], device=z.device), float("-inf"))
+        return _at(z[:, cls] - rest.logsumexp(-1), batch)
+
+    return Objective(fn, frozenset({LOGITS}), f"logodds:{cls}{_suffix(batch)}", ((LOGITS, cls),))
+
+
 def diversity(name: str, group: int | None = None) -> Objective:
     """Minus the mean cosine similarity of each image's Gram matrix to the others'.
 

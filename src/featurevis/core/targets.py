@@ -6,8 +6,10 @@ _blocks.8             the whole layer (DeepDream objective)
 _blocks.8:random=7    a random direction in channel space (seed 7)
 _blocks.8:direction=v.npy    the direction in channel space a file of numbers holds (.npy, .pt, .txt)
 _blocks.8:direction=v.npy^1  ... each position weighted by its cosine to it, to the power 1
-class:285             class logit, by index ...
+class:285             class 285, by index ... (render: its log-odds; other recipes: its logit)
 class:"Egyptian cat"  ... or by name
+logit:285             the class logit, in every recipe
+logodds:285           the class log-odds log(p / (1 - p)), in every recipe
 blocks.6.mlp.fc1:100       transformer feature 100, averaged over the patch tokens (prefix excluded)
 blocks.6.mlp.fc1:100@3,4   ... at patch x=3, y=4
 blocks.6.mlp.fc1:100@cls   ... of the class token
@@ -153,12 +155,18 @@ def _head(model: FeatureModel, layer: str, rest: str, target: str) -> O.Objectiv
     return O.head(capture, index, heads, unmix=unmix, label=f"{layer}:head={index}")
 
 
-def _parse_body(model: FeatureModel, body: str, target: str) -> O.Objective:
-    if body.startswith("class:"):
-        name = body[len("class:") :].strip().strip("\"'")
-        if not name:
-            raise FeaturevisError(f"malformed target {target!r}: class: needs an index or a name")
-        return O.class_logit(model.class_index(name))
+#: What ``class:N`` means, by the ``classes`` a recipe asks :func:`parse_target` for.
+CLASS_OBJECTIVES = {"logit": O.class_logit, "log_odds": O.class_log_odds}
+_CLASS_PREFIXES = {"class:": None, "logit:": "logit", "logodds:": "log_odds"}
+
+
+def _parse_body(model: FeatureModel, body: str, target: str, classes: str) -> O.Objective:
+    for prefix, kind in _CLASS_PREFIXES.items():
+        if body.startswith(prefix):
+            name = body[len(prefix) :].strip().strip("\"'")
+            if not name:
+                raise FeaturevisError(f"malformed target {target!r}: {prefix} needs an index or a name")
+            return CLASS_OBJECTIVES[kind or classes](model.class_index(name))
     if body.startswith("text:"):
         return _text(model, body[len("text:") :].strip().strip("\"'"), target)
     if body.startswith("image:"):
@@ -198,8 +206,15 @@ def _parse_body(model: FeatureModel, body: str, target: str) -> O.Objective:
     return O.neuron(layer, ch, _int(xy[0], "x", target), _int(xy[1], "y", target))
 
 
-def parse_target(model: FeatureModel, target: str) -> O.Objective:
-    """Parse a TARGET string for ``model`` (layers and classes are validated here)."""
+def parse_target(model: FeatureModel, target: str, classes: str = "logit") -> O.Objective:
+    """Parse a TARGET string for ``model`` (layers and classes are validated here).
+
+    ``classes`` is what ``class:N`` means: ``"logit"`` (attribution, saliency, DeepDream and the
+    other recipes that read a score) or ``"log_odds"`` (a class render, whose images other
+    networks read better for it); ``logit:N`` and ``logodds:N`` say it outright.
+    """
+    if classes not in CLASS_OBJECTIVES:
+        raise ValueError(f"classes must be one of {sorted(CLASS_OBJECTIVES)}, not {classes!r}")
     if not target or not target.strip():
         raise FeaturevisError("empty target: give e.g. _blocks.8:12 or class:285")
     total = None
@@ -207,7 +222,7 @@ def parse_target(model: FeatureModel, target: str) -> O.Objective:
         m = _TERM.match(term)
         if not m:
             raise FeaturevisError(f"malformed target {target!r}")
-        obj = _parse_body(model, m["body"], target)
+        obj = _parse_body(model, m["body"], target, classes)
         if m["w"]:
             w = float(m["w"])
             if not math.isfinite(w):

@@ -24,10 +24,14 @@ ALPHA_WEIGHT = 0.5
 #: 0.880 of the curve's 0.884 at 384, while 256 reach only 0.854. Renders of hidden units, which
 #: keep the true gradient, use it.
 DEFAULT_STEPS = 320
+#: What ``class:N`` in a TARGET string renders: the class's log-odds, log(p / (1 - p)), which
+#: other networks read better than the logit's renders (three seeds at 192 steps, one thread:
+#: quality 0.949 against 0.926, ``benchmarks/RESULTS.md``); ``logit:N`` renders the logit.
+CLASSES = "log_odds"
 #: Default steps of a class render with the residual rewrites (skip gradient and stochastic
-#: depth, :func:`~featurevis.core.visualize.residual_defaults`), the iterate average and Adam 0.1,
-#: three seeds: 192 steps reach quality 0.927 (6.4 s per image in a batch of 5, 318 floor-steps),
-#: 256 only 0.929 (``benchmarks/RESULTS.md``).
+#: depth, :func:`~featurevis.core.visualize.residual_defaults`), the iterate average, Adam 0.1 and
+#: the log-odds, three seeds: 192 steps reach quality 0.945 (276 floor-steps per image in a
+#: batch of 5), 256 only 0.952 (``benchmarks/RESULTS.md``).
 CLASS_STEPS = 192
 
 
@@ -91,6 +95,7 @@ def render(
             several (a list, or ``"lite0,lite1"``): the image then maximizes the objective summed
             over them, each network reading the target against its own layers and classes.
         objective: an :class:`Objective`, a TARGET string (``"_blocks.8:12"``), or a list to sum.
+            In a string, ``class:N`` is the class's log-odds (:data:`CLASSES`); ``logit:N`` is its logit.
         size: image side in pixels (the model's input size by default).
         batch: number of images; objectives without ``batch=`` apply to all of them.
         steps: optimization steps (default :data:`CLASS_STEPS` for a class render with both
@@ -138,7 +143,7 @@ def render(
     size = size or fm.input_size
     objs = []
     for m in members:  # each network parses and checks the target against its own layers and classes
-        obj = parse_target(m, objective) if isinstance(objective, str) else as_objective(objective)
+        obj = parse_target(m, objective, CLASSES) if isinstance(objective, str) else as_objective(objective)
         if diversity:
             obj = obj + diversity * O.diversity(diversity_layer or _diversity_layer(m, obj, size))
         validate(m, obj, size, batch)
@@ -230,7 +235,7 @@ def interpolate(
     if "param" in kwargs or "batch" in kwargs:
         raise FeaturevisError("interpolate chooses the parameterization and the batch (frames) itself")
     fm = as_model(model)
-    oa, ob = (parse_target(fm, t) if isinstance(t, str) else as_objective(t) for t in (a, b))
+    oa, ob = (parse_target(fm, t, CLASSES) if isinstance(t, str) else as_objective(t) for t in (a, b))
     size = size or fm.input_size
     g = torch.Generator().manual_seed(seed)
     kind = AlignedFourierImage if shared else FourierImage
