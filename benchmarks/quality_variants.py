@@ -180,6 +180,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "average-0.9": ("an iterate average of decay 0.9, not 0.97 (about the last 10 steps)", {"average": 0.9}),
     "average-0.99": ("an iterate average of decay 0.99, not 0.97 (about the last 100 steps)", {"average": 0.99}),
     "lr-0.05": ("learning rate 0.05, not 0.1 (the rate before)", {"lr": 0.05}),
+    "lr-0.15": ("learning rate 0.15, not 0.1", {"lr": 0.15}),
     "lr-0.07": ("learning rate 0.07, not 0.1", {"lr": 0.07}),
 }
 

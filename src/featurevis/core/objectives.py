@@ -343,7 +343,8 @@ def class_log_odds(cls: int, batch: int | None = None) -> Objective:
     What a class render maximizes by default. Like log-softmax it lowers the rivals, a sibling
     breed above all; unlike log-softmax its gradient does not fade once the rendering network is
     sure, so it keeps drawing what tells the class from its neighbours, which other networks
-    then read: three-seed quality 0.949 against the logit's 0.926 (``benchmarks/RESULTS.md``).
+    then read: on lite0, three-seed quality 0.945 against the logit's 0.927 at 192 steps
+    (``benchmarks/RESULTS.md``).
     """
 
     def fn(a: Acts) -> torch.Tensor:
