@@ -107,6 +107,35 @@ def test_a_seed_fixes_a_render_with_stochastic_depth(lite0):
     assert torch.equal(a.images, b.images) and not torch.equal(a.images, c.images)
 
 
+def test_a_branch_every_image_drops_is_not_computed_and_changes_nothing(lite0, monkeypatch):
+    """Skipping a dropped branch is only a saving: the same images, bit for bit, as computing it."""
+    from featurevis.zoo import efficientnet_lite
+
+    calls = {"n": 0}
+    branch = efficientnet_lite.MBConvBlock.branch
+
+    def counted(self, x):
+        calls["n"] += 1
+        return branch(self, x)
+
+    monkeypatch.setattr(efficientnet_lite.MBConvBlock, "branch", counted)
+    kw = dict(size=64, steps=6, stochastic_depth=0.8, progress=False, redirect_relu=2)
+    skipped = fv.render(lite0, "class:1", **kw)
+    n_skipped, calls["n"] = calls["n"], 0
+    monkeypatch.setattr(efficientnet_lite, "watched", lambda block: True)  # every branch runs
+    computed = fv.render(lite0, "class:1", **kw)
+    assert n_skipped < calls["n"]
+    assert torch.equal(skipped.images, computed.images)
+    assert torch.equal(skipped.values, computed.values)
+
+
+def test_a_hooked_layer_inside_a_dropped_branch_still_reads(lite0):
+    r = fv.render(
+        lite0, "class:1 + _blocks.14._depthwise_conv:3", size=64, steps=4, stochastic_depth=0.8, progress=False
+    )
+    assert torch.isfinite(r.values).all()
+
+
 def test_a_network_without_such_blocks_is_a_one_line_error(tiny):
     for kw, message in (
         (dict(skip_gradient=0.5), "tiny has no residual blocks whose gradient"),

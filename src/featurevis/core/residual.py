@@ -18,7 +18,8 @@ together they lift lite0's class renders as judged by lite1 and lite2 well past 
 
 A block opts in with attributes its ``forward`` honours: ``branch_gradient`` (passed to
 :func:`scale_gradient` on the branch before the sum) and ``branch_drop`` (passed to
-:func:`drop_branch`). The zoo's EfficientNet-Lite blocks have both, its ResNet-50 blocks the
+:func:`drop_branch`, or drawn with :func:`branch_keep` first so that a branch every image drops
+is not computed at all). The zoo's EfficientNet-Lite blocks have both, its ResNet-50 blocks the
 first. A network without them cannot be rewritten, and says so.
 """
 
@@ -53,13 +54,32 @@ def scale_gradient(x: torch.Tensor, gamma: float) -> torch.Tensor:
     return _ScaleGradient.apply(x, gamma)
 
 
+def branch_keep(x: torch.Tensor, rate: float) -> torch.Tensor | None:
+    """Per image of ``x``, whether this pass keeps its residual branch (None: ``rate`` is 0).
+
+    Drawn before the branch runs, so a block can skip a branch that every image drops; the draw
+    is the one :func:`drop_branch` makes, so skipping changes neither the stream nor a value.
+    """
+    if rate == 0.0:
+        return None
+    return torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), device=x.device) < 1.0 - rate
+
+
+def keep_branch(h: torch.Tensor, keep: torch.Tensor | None, rate: float) -> torch.Tensor:
+    """``h`` zeroed for the images ``keep`` drops, scaled by ``1 / (1 - rate)`` for the others."""
+    if keep is None:
+        return h
+    return h * (keep.to(h.dtype) / (1.0 - rate))
+
+
 def drop_branch(h: torch.Tensor, rate: float) -> torch.Tensor:
     """Per image, zero the branch ``h`` with probability ``rate``, else scale it by ``1 / (1 - rate)``."""
-    if rate == 0.0:
-        return h
-    keep = 1.0 - rate
-    mask = torch.rand((h.shape[0],) + (1,) * (h.dim() - 1), device=h.device) < keep
-    return h * (mask.to(h.dtype) / keep)
+    return keep_branch(h, branch_keep(h, rate), rate)
+
+
+def watched(block: nn.Module) -> bool:
+    """Whether a hook reads ``block`` or a module inside it (its branch then runs even if dropped)."""
+    return any(m._forward_hooks or m._forward_pre_hooks for m in block.modules())
 
 
 def residual_blocks(net: nn.Module) -> list[nn.Module]:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core.residual import drop_branch, scale_gradient
+from ..core.residual import branch_keep, keep_branch, scale_gradient, watched
 
 # Stride of the first block of each of the seven stages (the family's block table).
 STAGE_STRIDES = (1, 2, 2, 2, 1, 2, 1)
@@ -64,15 +64,23 @@ class MBConvBlock(nn.Module):
         self._depthwise_act = nn.ReLU6()
         self.skip = stride == 1 and cin == cout
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
         h = x
         if self.has_expand:
             h = self._expand_act(self._bn0(self._expand_conv(h)))
         h = self._depthwise_act(self._bn1(self._depthwise_conv(h)))
-        h = self._bn2(self._project_conv(h))
+        return self._bn2(self._project_conv(h))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.skip:
-            return h
-        return scale_gradient(drop_branch(h, self.branch_drop), self.branch_gradient) + x
+            return self.branch(x)
+        keep = branch_keep(x, self.branch_drop)
+        # Every image drops the branch this pass: x + 0 * branch is x, and so is its gradient. Only
+        # on the CPU, where the check is free; on a GPU reading the mask would stall the queue.
+        if keep is not None and x.device.type == "cpu" and not keep.any() and not watched(self):
+            return x
+        h = keep_branch(self.branch(x), keep, self.branch_drop)
+        return scale_gradient(h, self.branch_gradient) + x
 
 
 class EfficientNetLite(nn.Module):
