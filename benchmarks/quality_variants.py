@@ -31,7 +31,7 @@ import featurevis as fv
 from featurevis import objectives as O
 from featurevis import transforms as T
 from featurevis.core.objectives import LOGITS, Objective
-from featurevis.core.residual import drop_branch
+from featurevis.core.residual import branch_keep
 from featurevis.core.visualize import visualize
 from featurevis.zoo import efficientnet_lite
 from quality import CLASSES, degrade, judged, quality, quantize, resize
@@ -70,7 +70,9 @@ class CoarseToFine:
         return (self.coarse if self.calls <= self.until else self.fine)(x, g)
 
 
-def standard_with(*, flip: bool = False, resolution_p: float = 0.5, scale=(0.7, 1.2)) -> T.Compose:
+def standard_with(
+    *, flip: bool = False, resolution_p: float = 0.5, scale=(0.7, 1.2), noise: float | None = None
+) -> T.Compose:
     """The standard set at 224 px with one of its knobs moved."""
     base = T.standard(224).transforms
     out = []
@@ -79,6 +81,8 @@ def standard_with(*, flip: bool = False, resolution_p: float = 0.5, scale=(0.7, 
             t = T.RandomResolution(t.factors, p=resolution_p, quantum=t.quantum)
         elif isinstance(t, T.RandomScale):
             t = T.RandomScale(scale, quantum=t.quantum)
+        elif isinstance(t, T.Noise) and noise is not None:
+            t = T.Noise(noise)
         out.append(t)
     return T.Compose(out + ([Flip()] if flip else []))
 
@@ -159,6 +163,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "final random scale 0.9-1.3 (the judges see 240-260 px)",
         {"transforms": standard_with(scale=(0.9, 1.3))},
     ),
+    "noise-0.08": ("pixel noise of std 0.08, not 0.03", {"transforms": standard_with(noise=0.08)}),
     "flip": ("a random horizontal flip per image", {"transforms": standard_with(flip=True)}),
     "two-views": ("two transformed views per image per step (half the steps for the same cost)", {"views": 2}),
     "tv-30": ("minus 30 x total variation of the image (less fine speckle)", {"penalty": 30 * O.total_variation()}),
@@ -182,18 +187,21 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "lr-0.05": ("learning rate 0.05, not 0.1 (the rate before)", {"lr": 0.05}),
     "lr-0.15": ("learning rate 0.15, not 0.1", {"lr": 0.15}),
     "lr-0.07": ("learning rate 0.07, not 0.1", {"lr": 0.07}),
+    "cosine": ("the learning rate decays to 10 % on a cosine, not constant", {"schedule": "cosine"}),
 }
 
 
-def render_variant(lite0: fv.FeatureModel, name: str, seed: int, steps: int, shots: list[int], batch: int):
-    """The 20 classes rendered with variant ``name``: {step: images}, seconds per image."""
+def render_variant(
+    lite0: fv.FeatureModel, name: str, seed: int, steps: int, shots: list[int], batch: int, classes=CLASSES
+):
+    """``classes`` rendered with variant ``name``: {step: images}, seconds per image."""
     _, opts = VARIANTS[name]
     views = opts.get("views", 1)
     one = opts.get("objective", log_odds)
     images: dict[int, list[torch.Tensor]] = {k: [] for k in shots}
     t0 = time.perf_counter()
-    for start in range(0, len(CLASSES), batch):
-        chunk = CLASSES[start : start + batch]
+    for start in range(0, len(classes), batch):
+        chunk = classes[start : start + batch]
         n = len(chunk)
         if views > 1:  # the final, untransformed evaluation sees n images, the steps k*n
             idx = torch.tensor(chunk)
@@ -217,10 +225,11 @@ def render_variant(lite0: fv.FeatureModel, name: str, seed: int, steps: int, sho
             lite0, obj, batch=n, size=224, steps=steps, seed=seed, param=opts.get("param", "fourier"),
             transforms=tf, snapshots=shots, check=False, progress=False, skip_gradient=opts.get("skip_gradient"),
             stochastic_depth=opts.get("stochastic_depth"), lr=opts.get("lr"), average=opts.get("average"),
+            schedule=opts.get("schedule", "constant"),
         )  # fmt: skip
         for k in shots:
             images[k].append(r.snapshots.get(k, r.images))
-    return {k: torch.cat(v) for k, v in images.items()}, (time.perf_counter() - t0) / len(CLASSES)
+    return {k: torch.cat(v) for k, v in images.items()}, (time.perf_counter() - t0) / len(classes)
 
 
 @contextlib.contextmanager
@@ -232,18 +241,18 @@ def drops_from(seed: int | None) -> Iterator[None]:
     g = torch.Generator().manual_seed(seed)
     drops = 0
 
-    def own(h: torch.Tensor, rate: float) -> torch.Tensor:
+    def own(x: torch.Tensor, rate: float) -> torch.Tensor | None:
         nonlocal drops
         if rate == 0.0:
-            return h
+            return None
         drops += 1
         with torch.random.fork_rng():
             torch.set_rng_state(g.get_state())
-            out = drop_branch(h, rate)
+            keep = branch_keep(x, rate)
             g.set_state(torch.get_rng_state())
-        return out
+        return keep
 
-    with mock.patch.object(efficientnet_lite, "drop_branch", own):
+    with mock.patch.object(efficientnet_lite, "branch_keep", own):
         yield
     if not drops:  # a figure labelled with a drop seed that no drop used would be a wrong answer
         raise SystemExit("--drop-seed: no stochastic-depth drop ran (the variant has none, or the zoo changed)")
@@ -260,6 +269,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--per-class", action="store_true", help="print every judge's p(target) per class")
     ap.add_argument("--drop-seed", type=int, help="stochastic-depth drops from their own stream, seeded so")
+    ap.add_argument(
+        "--first", type=int, help="only the first N classes (a quick screen: the first batch holds the toy poodle)"
+    )
     args = ap.parse_args()
     if args.list or not args.variant:
         for name, (what, _) in VARIANTS.items():
@@ -269,13 +281,15 @@ def main() -> None:
     shots = sorted({int(s) for s in args.shots.split(",") if s} | {args.steps})
     lite0 = fv.load_model("efficientnet_lite0")
     views = VARIANTS[args.variant][1].get("views", 1)
+    classes = CLASSES[: args.first] if args.first else CLASSES
     with drops_from(args.drop_seed):
-        images, per_image = render_variant(lite0, args.variant, args.seed, args.steps, shots, args.batch)
+        images, per_image = render_variant(lite0, args.variant, args.seed, args.steps, shots, args.batch, classes)
     judges = {name: fv.load_model(name) for name in JUDGES}
-    target = torch.tensor(CLASSES)
+    target = torch.tensor(classes)
     label = f"{args.variant} seed {args.seed}" + ("" if args.drop_seed is None else f" drops {args.drop_seed}")
+    label += f" (first {len(classes)} classes)" if args.first else ""
     for k in shots:
-        rep = judged(lite0, judges, images[k], CLASSES)
+        rep = judged(lite0, judges, images[k], classes)
         l1, l2 = rep[JUDGES[0]], rep[JUDGES[1]]
         d1, d2 = rep[JUDGES[0] + " degraded"], rep[JUDGES[1] + " degraded"]
         print(
@@ -289,8 +303,19 @@ def main() -> None:
             q = quantize(images[k])
             for name, m in judges.items():
                 for kind, x in (("plain", q), ("degraded", degrade(q))):
-                    p = m.predict(resize(x, m.input_size))[torch.arange(len(CLASSES)), target]
-                    print(f"  {name} {kind:8s} " + " ".join(f"{v:.2f}" for v in p.tolist()))
+                    probs = m.predict(resize(x, m.input_size))
+                    p = probs[torch.arange(len(classes)), target]
+                    rivals = [
+                        f"{c}->{int(probs[i].argmax())} ({m.class_name(int(probs[i].argmax()))}) "
+                        f"{float(probs[i].max()):.2f}"
+                        for i, c in enumerate(classes)
+                        if int(probs[i].argmax()) != c
+                    ]
+                    print(
+                        f"  {name} {kind:8s} "
+                        + " ".join(f"{v:.2f}" for v in p.tolist())
+                        + (f"  | top-1 elsewhere: {'; '.join(rivals)}" if rivals else "")
+                    )
 
 
 if __name__ == "__main__":
