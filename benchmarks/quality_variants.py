@@ -124,6 +124,18 @@ def linear_backprop(net: torch.nn.Module, first: int, head: bool = True) -> Iter
             setattr(m, a, b)
 
 
+@contextlib.contextmanager
+def head_dropout(net: torch.nn.Module, rate: float) -> Iterator[None]:
+    """Dropout of ``rate`` on the pooled features during the steps, as EfficientNet-Lite was trained
+    (a free ensemble of heads; the final, gradient-free evaluation sees them all)."""
+    pool = net._avg_pooling
+    plain = pool.forward
+    with mock.patch.object(
+        pool, "forward", lambda x: torch.nn.functional.dropout(plain(x), rate, training=torch.is_grad_enabled())
+    ):
+        yield
+
+
 def logit(c: int, i: int) -> Objective:
     return O.class_logit(c, batch=i)
 
@@ -153,6 +165,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "skip-gradient-0.3": ("residual branches pass 0.3 of their gradient, not 0.5", {"skip_gradient": 0.3}),
     "skip-gradient-0.7": ("residual branches pass 0.7 of their gradient, not 0.5", {"skip_gradient": 0.7}),
     "stochastic-depth-0.1": ("residual branches dropped at up to 0.1, not 0.2", {"stochastic_depth": 0.1}),
+    "stochastic-depth-0.3": ("residual branches dropped at up to 0.3, not 0.2", {"stochastic_depth": 0.3}),
     "logit": ("objective: the class logit, not its log-odds (the objective before)", {"objective": logit}),
     "logit+logp": ("objective: logit + log-softmax (a margin over the other classes)", {"objective": logit_plus_logp}),
     "resolution-0.8": (
@@ -188,6 +201,11 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "lr-0.15": ("learning rate 0.15, not 0.1", {"lr": 0.15}),
     "lr-0.07": ("learning rate 0.07, not 0.1", {"lr": 0.07}),
     "cosine": ("the learning rate decays to 10 % on a cosine, not constant", {"schedule": "cosine"}),
+    "head-dropout-0.2": (
+        "dropout 0.2 on the pooled features during the steps (lite0's training rate)",
+        {"head_dropout": 0.2},
+    ),
+    "head-dropout-0.4": ("dropout 0.4 on the pooled features during the steps", {"head_dropout": 0.4}),
 }
 
 
@@ -219,14 +237,17 @@ def render_variant(
             if "penalty" in opts:
                 obj = obj - opts["penalty"]
             tf = CoarseToFine(steps) if opts.get("coarse_to_fine") else opts.get("transforms", "auto")
-        lin = opts.get("linear_backprop")
-        with linear_backprop(lite0.net, lin) if lin is not None else contextlib.nullcontext():
+        lin, drop = opts.get("linear_backprop"), opts.get("head_dropout")
+        with (
+            linear_backprop(lite0.net, lin) if lin is not None else contextlib.nullcontext(),
+            head_dropout(lite0.net, drop) if drop else contextlib.nullcontext(),
+        ):
             r = visualize(
-            lite0, obj, batch=n, size=224, steps=steps, seed=seed, param=opts.get("param", "fourier"),
-            transforms=tf, snapshots=shots, check=False, progress=False, skip_gradient=opts.get("skip_gradient"),
-            stochastic_depth=opts.get("stochastic_depth"), lr=opts.get("lr"), average=opts.get("average"),
-            schedule=opts.get("schedule", "constant"),
-        )  # fmt: skip
+                lite0, obj, batch=n, size=224, steps=steps, seed=seed, param=opts.get("param", "fourier"),
+                transforms=tf, snapshots=shots, check=False, progress=False,
+                skip_gradient=opts.get("skip_gradient"), stochastic_depth=opts.get("stochastic_depth"),
+                lr=opts.get("lr"), average=opts.get("average"), schedule=opts.get("schedule", "constant"),
+            )  # fmt: skip
         for k in shots:
             images[k].append(r.snapshots.get(k, r.images))
     return {k: torch.cat(v) for k, v in images.items()}, (time.perf_counter() - t0) / len(classes)
