@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 from PIL import Image
@@ -390,6 +391,29 @@ def test_openmp_workers_sleep_only_when_the_machine_is_busy(monkeypatch):
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     startup.before_torch()  # the user's choice stands (and torch is loaded here anyway)
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_busy_means_what_runs_now_not_the_lagging_load_average(tmp_path):
+    from featurevis.cli import startup
+
+    snapshot = tmp_path / "loadavg"
+    snapshot.write_text("1.95 1.40 0.80 1/312 4711\n")  # a heavy job just ended: only the reader runs
+    assert startup.others_running(str(snapshot), reads=2, gap_s=0) == 0.0
+    assert startup.wait_policy(startup.others_running(str(snapshot)), 2) is None
+    snapshot.write_text("0.10 0.10 0.10 3/312 4711\n")  # two others started a moment ago
+    assert startup.others_running(str(snapshot), reads=1) == 2.0
+    assert startup.others_running(str(tmp_path / "missing")) is None
+    snapshot.write_text("garbage\n")
+    assert startup.others_running(str(snapshot)) is None
+    if not os.path.exists("/proc/loadavg"):
+        return
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        assert startup.others_running(reads=9) >= 1  # a CPU-bound neighbour is seen at once
+    finally:
+        spinner.kill()
+        spinner.wait(5)
 
 
 def test_the_engines_adam_steps_exactly_as_torchs():
