@@ -166,6 +166,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "skip-gradient-0.7": ("residual branches pass 0.7 of their gradient, not 0.5", {"skip_gradient": 0.7}),
     "stochastic-depth-0.1": ("residual branches dropped at up to 0.1, not 0.2", {"stochastic_depth": 0.1}),
     "stochastic-depth-0.3": ("residual branches dropped at up to 0.3, not 0.2", {"stochastic_depth": 0.3}),
+    "stochastic-depth-0.4": ("residual branches dropped at up to 0.4, not 0.2", {"stochastic_depth": 0.4}),
     "logit": ("objective: the class logit, not its log-odds (the objective before)", {"objective": logit}),
     "logit+logp": ("objective: logit + log-softmax (a margin over the other classes)", {"objective": logit_plus_logp}),
     "resolution-0.8": (
