@@ -63,7 +63,7 @@ def before_torch() -> None:
     if "torch" in sys.modules or "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
         return
     load = others_running()
-    if load is None:  # not Linux: the 1-minute load average, lag and all
+    if load is None:  # no readable /proc/loadavg (not Linux): the 1-minute load average, lag and all
         try:
             load = os.getloadavg()[0]
         except OSError:  # no load average on this system
