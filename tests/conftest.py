@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 from featurevis.cli import startup
 
 # On a machine other work keeps busy, OpenMP workers that sleep instead of spinning between
@@ -15,7 +18,10 @@ from torch import nn  # noqa: E402
 
 import featurevis as fv  # noqa: E402
 
-torch.set_num_threads(2)
+# Two intra-op threads on the 2-core machines CI runs on; under pytest-xdist (`-n N`) the cores
+# are shared among the workers, and a worker that spins two threads beside another waits on it.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+torch.set_num_threads(max(1, min(2, (os.cpu_count() or 2) // _WORKERS)))
 
 
 class Tiny(nn.Module):
@@ -50,8 +56,15 @@ def offline(monkeypatch, tmp_path_factory):
 
     monkeypatch.setattr(checkpoints, "fetch", no_network)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch_home")))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path_factory.mktemp("hf_hub_cache")))
+    hf_cache = str(tmp_path_factory.mktemp("hf_hub_cache"))
+    monkeypatch.setenv("HF_HUB_CACHE", hf_cache)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # huggingface_hub reads both when it is imported, which a module-scoped fixture (open_clip,
+    # transformers) may have done before this one ran: it then retried the network for ~45 s.
+    hub = sys.modules.get("huggingface_hub.constants")
+    if hub is not None:
+        monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
+        monkeypatch.setattr(hub, "HF_HUB_CACHE", hf_cache)
 
 
 @pytest.fixture
