@@ -125,7 +125,7 @@ def test_weighted_layers_and_targets_parse(lite0):
         "_blocks.8:direction",
     ]
     assert dream_terms(lite0, {"_blocks.2": 2.0})[0][0] == 2.0
-    assert dream_terms(lite0, "class:285")[0][1].name == "class:285"
+    assert dream_terms(lite0, "class:285")[0][1].name == "logit:285"  # a dream reads the logit
     with pytest.raises(fv.FeaturevisError, match="malformed layer weight"):
         dream_terms(lite0, "_blocks.6=lots")
     with pytest.raises(fv.FeaturevisError, match="unknown layer"):

@@ -114,14 +114,14 @@ def test_lite0_class_renders_are_classified_as_their_class(lite0):
 
 def test_a_class_target_renders_its_log_odds_and_says_so(tiny):
     """``class:N`` is the log-odds in a render and the logit elsewhere; ``logit:N`` and
-    ``logodds:N`` mean one thing everywhere."""
-    assert fv.parse_target(tiny, "class:1").name == "class:1"  # the logit: attribution, dreams
+    ``logodds:N`` mean one thing everywhere, and the objective's name says which one ran."""
+    assert fv.parse_target(tiny, "class:1").name == "logit:1"  # the logit: attribution, dreams
     assert fv.parse_target(tiny, "logodds:1").name == "logodds:1"
     assert fv.parse_target(tiny, "class:1", "log_odds").name == "logodds:1"
-    assert fv.parse_target(tiny, "logit:1", "log_odds").name == "class:1"
+    assert fv.parse_target(tiny, "logit:1", "log_odds").name == "logit:1"
     kw = dict(size=32, steps=2, progress=False)
     assert fv.render(tiny, "class:1", **kw).settings["objective"] == "logodds:1"
-    assert fv.render(tiny, "logit:1", **kw).settings["objective"] == "class:1"
+    assert fv.render(tiny, "logit:1", **kw).settings["objective"] == "logit:1"
     with pytest.raises(fv.FeaturevisError, match="logit: needs an index"):
         fv.parse_target(tiny, "logit:")
 

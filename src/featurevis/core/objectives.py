@@ -319,9 +319,11 @@ def random_direction(name: str, num_channels: int, seed: int = 0, batch: int | N
 
 
 def class_logit(cls: int, batch: int | None = None) -> Objective:
-    """The pre-softmax score of class ``cls``."""
+    """The pre-softmax score of class ``cls``, named ``logit:N`` as the TARGET that asks for it
+    outright: ``class:N`` is the logit in some recipes and the log-odds in a render, so the name
+    says which one ran."""
     return Objective(
-        lambda a: _at(a[LOGITS][:, cls], batch), frozenset({LOGITS}), f"class:{cls}{_suffix(batch)}", ((LOGITS, cls),)
+        lambda a: _at(a[LOGITS][:, cls], batch), frozenset({LOGITS}), f"logit:{cls}{_suffix(batch)}", ((LOGITS, cls),)
     )
 
 
