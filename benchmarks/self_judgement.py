@@ -56,7 +56,10 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     shots = list(range(args.every, args.steps + 1, args.every))
-    lo, hi = (int(v) for v in args.window.split(","))
+    try:
+        lo, hi = (int(v) for v in args.window.split(","))
+    except ValueError:
+        raise SystemExit(f"--window {args.window}: give FIRST,LAST steps, e.g. 128,192") from None
     win = [k for k in shots if lo <= k <= hi]
     if not win or hi not in shots:
         raise SystemExit(f"--window {args.window}: its last step must be a snapshot (every {args.every} steps)")
@@ -97,14 +100,14 @@ def main() -> None:
         print(f"@{k:3d}: " + " | ".join(f"{n} {v.mean():.3f}" for n, v in p[k].items())
               + f" | judges' min {min(p[k]['lite1'].min(), p[k]['lite2'].min()):.2f}")  # fmt: skip
     judged = [k for k in shots if k >= 128] or shots
-    both = torch.cat([(p[k]["lite1"] + p[k]["lite2"]) / 2 for k in judged])
+    both = torch.stack([(p[k]["lite1"] + p[k]["lite2"]) / 2 for k in judged])  # snapshots x classes
+    b = both - both.mean(0)
     ratings = [name for name in p[shots[0]] if name.startswith("self")]
     for name in ratings:
-        r = torch.corrcoef(torch.stack([torch.cat([p[k][name] for k in judged]), both]))[0, 1]
-        # within a class: does lite0's rating move with the judges' from snapshot to snapshot?
         a = torch.stack([p[k][name] for k in judged])
-        b = torch.stack([(p[k]["lite1"] + p[k]["lite2"]) / 2 for k in judged])
-        a, b = a - a.mean(0), b - b.mean(0)
+        r = torch.corrcoef(torch.stack([a.flatten(), both.flatten()]))[0, 1]
+        # within a class: does lite0's rating move with the judges' from snapshot to snapshot?
+        a = a - a.mean(0)
         within = ((a * b).sum(0) / ((a * a).sum(0) * (b * b).sum(0)).sqrt()).nan_to_num().mean()
         print(f"{name}: correlation with the judges' plain p over classes x snapshots >= 128: {float(r):.2f}; "
               f"within a class, mean over classes: {float(within):.2f}")  # fmt: skip
