@@ -245,6 +245,32 @@ def test_offline_without_weights_names_the_repo_file_and_cache(timm):
     assert os.environ["HF_HUB_CACHE"] in msg and "--weights FILE" in msg
 
 
+@pytest.fixture
+def unreachable_hub(monkeypatch):
+    """A user with no network who has not set HF_HUB_OFFLINE: the hub's host refuses at once."""
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    for var in hub._PROXIES:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+
+def test_an_unreachable_hub_is_said_before_any_download(timm, unreachable_hub):
+    """Without a network the hub library retries for about half a minute; one connection says why at once."""
+    assert hub.hub_unreachable().startswith("127.0.0.1 cannot be reached: ")
+    said = r"^weights for timm:vit_tiny_patch16_224.* are not here \(not downloading: 127\.0\.0\.1 cannot be reached: "
+    with pytest.raises(FeaturevisError, match=said + r".*\): fetch model\.safetensors"):
+        fv.load_model("timm:vit_tiny_patch16_224")
+    assert "HF_HUB_OFFLINE" not in os.environ  # the probe left the user's settings as they were
+
+
+def test_a_proxy_is_not_judged_by_a_direct_connection(monkeypatch, unreachable_hub):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    assert hub.hub_unreachable() is None
+
+
 def test_weights_in_the_hugging_face_cache_are_found_offline(vit_tiny):
     net, files = vit_tiny
     put_in_hf_cache(
@@ -414,6 +440,23 @@ def test_a_tokenizer_missing_offline_is_one_line_at_text_time(open_clip, clips, 
     model = fv.load_model("clip:fvtest-HFtok", weights=clips["fvtest-ViT"][1][".bin"])
     with pytest.raises(FeaturevisError, match=r"^clip:fvtest-HFtok: its tokenizer is not available \("):
         model.text_encoder(["a dog"])
+
+
+def test_a_tokenizer_missing_with_the_hub_unreachable_is_one_line_at_once(open_clip, clips, tmp_path, unreachable_hub):
+    """Not offline by the variable, but with no network: read from the cache alone, not after retries."""
+    cfg = {
+        "embed_dim": 32,
+        "vision_cfg": TINY_CLIP["fvtest-ViT"],
+        "text_cfg": {**TEXT_CFG, "hf_tokenizer_name": "fv/none"},
+    }
+    (tmp_path / "fvtest-HFtok2.json").write_text(json.dumps(cfg))
+    open_clip.add_model_config(tmp_path)
+    model = fv.load_model("clip:fvtest-HFtok2", weights=clips["fvtest-ViT"][1][".bin"])
+    said = r"^clip:fvtest-HFtok2: its tokenizer is not available \(not in the cache, and 127\.0\.0\.1 cannot be reached"
+    with pytest.raises(FeaturevisError, match=said):
+        model.text_encoder(["a dog"])
+    assert "HF_HUB_OFFLINE" not in os.environ
+    assert sys.modules["huggingface_hub.constants"].HF_HUB_OFFLINE is False
 
 
 def test_the_cli_takes_clip_names_and_weights(clip_configs, clips):

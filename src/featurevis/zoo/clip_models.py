@@ -63,7 +63,7 @@ def load(name: str, weights: str | os.PathLike | None = None, *, download: bool 
     except (RuntimeError, ValueError, KeyError, OSError, ImportError, AssertionError) as e:
         raise FeaturevisError(f"cannot build {full}: {checkpoints.first_line(e)}") from None
     has_text = _load(clip, path, full) if path is not None else True
-    tokenizer = partial(open_clip.get_tokenizer, arch) if has_text else None
+    tokenizer = partial(_tokenizer, open_clip, arch) if has_text else None
     return from_module(clip, name=hub.label(full, path), tokenizer=tokenizer, text=has_text)
 
 
@@ -208,6 +208,23 @@ class TextEncoder(nn.Module):
         tokens = self.tokenizer(texts).to(device)
         with torch.no_grad():
             return self.clip.encode_text(tokens, normalize=True).float()
+
+
+def _tokenizer(open_clip, arch: str) -> Callable:
+    """open_clip's tokenizer for ``arch``. One that comes from the Hugging Face hub is read from
+    the cache alone when the hub cannot be reached (:func:`~.hub.hub_unreachable`): without a
+    network the hub library would retry for most of a minute before failing or falling back to
+    the cache."""
+    text_cfg = (open_clip.get_model_config(arch) or {}).get("text_cfg", {})
+    from_hub = bool(text_cfg.get("hf_tokenizer_name")) or "siglip" in arch.lower()
+    why = hub.hub_unreachable() if from_hub and not hub.hf_offline() else None
+    if why is None:
+        return open_clip.get_tokenizer(arch)
+    with hub.offline():
+        try:
+            return open_clip.get_tokenizer(arch)
+        except Exception as e:
+            raise ConnectionError(f"not in the cache, and {why}") from e
 
 
 def _bundled_tokenizer(clip: nn.Module) -> Callable:

@@ -9,19 +9,23 @@ library's random initialization, for timing and tests and labelled as such in th
 the Hugging Face hub cache, where both libraries keep what they download
 (``$HF_HUB_CACHE``, default ``~/.cache/huggingface/hub``), looked up without any network access;
 other caches the library used before (timm: the torch hub checkpoint folder); a download into the
-Hugging Face cache unless ``download=False`` or ``HF_HUB_OFFLINE`` is set. Failing all that, one
-line names the hub repository and file to fetch, where to put it, and ``--weights``.
+Hugging Face cache unless ``download=False`` or ``HF_HUB_OFFLINE`` is set, or the hub's host cannot
+be reached (one connection, :func:`hub_unreachable`). Failing all that, one line names the hub
+repository and file to fetch, where to put it, and ``--weights``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import socket
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from urllib.parse import urlsplit
 
 from torch import nn
 
@@ -93,6 +97,55 @@ def hf_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+#: Seconds one connection to the hub's host may take before it counts as unreachable.
+PROBE_TIMEOUT = 3.0
+_PROXIES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def hub_unreachable() -> str | None:
+    """Why the hub's host (``HF_ENDPOINT``, default huggingface.co) cannot be reached now, or
+    None when it answers, or when a proxy is set (a direct connection cannot judge the proxy).
+
+    Why: without a network, huggingface_hub retries with back-off before it gives up (24 s for
+    a checkpoint and 57 s for a tokenizer on a machine with none); one TCP connection tells at
+    once, so the one-line error comes before the wait.
+    """
+    if any(os.environ.get(v) for v in _PROXIES):
+        return None
+    url = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host, port = url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+    try:
+        socket.create_connection((host, port), timeout=PROBE_TIMEOUT).close()
+    except OSError as e:
+        return f"{host} cannot be reached: {e.strerror or e}"
+    return None
+
+
+@contextlib.contextmanager
+def offline() -> Iterator[None]:
+    """huggingface_hub, and the libraries built on it, kept off the network for the block:
+    files come from the cache or fail at once. huggingface_hub reads ``HF_HUB_OFFLINE`` when it
+    is imported, so its module constant is set along with the variable."""
+    before = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        import huggingface_hub.constants as constants
+    except ImportError:
+        constants = None
+    flag = getattr(constants, "HF_HUB_OFFLINE", None)
+    if constants is not None:
+        constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        if constants is not None:
+            constants.HF_HUB_OFFLINE = flag
+        if before is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = before
+
+
 @dataclass(frozen=True)
 class HubFile:
     """A checkpoint on the Hugging Face hub: a repository and its file names, preferred first
@@ -158,11 +211,15 @@ def resolve_weights(
         )
     why = "not downloading: HF_HUB_OFFLINE is set" if hf_offline() else "not downloading (download=False)"
     if download and not hf_offline():
-        print(f"featurevis: downloading {what} weights from {hub.url}", file=sys.stderr)
-        try:
-            return hub.fetch()
-        except Exception as e:  # any failure of the network or the hub ends in the message below
-            why = f"download failed: {checkpoints.first_line(e)}"
+        unreachable = hub_unreachable()
+        if unreachable:
+            why = f"not downloading: {unreachable}"
+        else:
+            print(f"featurevis: downloading {what} weights from {hub.url}", file=sys.stderr)
+            try:
+                return hub.fetch()
+            except Exception as e:  # any failure of the network or the hub ends in the message below
+                why = f"download failed: {checkpoints.first_line(e)}"
     alternative = f" (or {hub.files[1]})" if len(hub.files) > 1 else ""
     raise FeaturevisError(
         f"weights for {what} are not here ({why}): fetch {hub.files[0]}{alternative} from {hub.url} into the "
