@@ -1,7 +1,7 @@
 """Variants of the class-render recipe, judged by the fidelity protocol of ``quality.py``.
 
     python benchmarks/quality_variants.py VARIANT [--seed S] [--steps 384] [--shots 192,256,320,384]
-        [--batch 5] [--threads 2] [--drop-seed N]
+        [--batch 5] [--threads 2] [--drop-seed N] [--per-class] [--first N] [--grid FILE.png]
     python benchmarks/quality_variants.py --list
 
 Each variant changes one thing of the defaults (the objective, one transform, the views per
@@ -30,7 +30,9 @@ import torch
 import featurevis as fv
 from featurevis import objectives as O
 from featurevis import transforms as T
-from featurevis.core.objectives import LOGITS, Objective
+from featurevis.core.images import make_grid, save_image
+from featurevis.core.objectives import LOGITS, Objective, _at
+from featurevis.core.params.fourier import FourierImage, spectrum_scale
 from featurevis.core.residual import branch_keep
 from featurevis.core.visualize import visualize
 from featurevis.zoo import efficientnet_lite
@@ -70,13 +72,64 @@ class CoarseToFine:
         return (self.coarse if self.calls <= self.until else self.fine)(x, g)
 
 
+class Cutout:
+    """With probability ``p``, each image loses a random rectangle of ``area`` of its surface to
+    a flat random colour (random erasing, Zhong et al. 2020: the class must be told from what is
+    left, so its evidence spreads over the frame instead of resting on one patch)."""
+
+    def __init__(self, p: float = 0.5, area=(0.05, 0.25)):
+        self.p, self.area = p, area
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        b, c, h, w = x.shape
+        hit = torch.rand(b, generator=g) < self.p
+        a = self.area[0] + (self.area[1] - self.area[0]) * torch.rand(b, generator=g)
+        aspect = torch.exp((torch.rand(b, generator=g) - 0.5) * 2 * 0.69)  # 0.5-2
+        rh = (a * h * w * aspect).sqrt().clamp(max=h).round().long()
+        rw = (a * h * w / aspect).sqrt().clamp(max=w).round().long()
+        top = (torch.rand(b, generator=g) * (h - rh + 1)).long()
+        left = (torch.rand(b, generator=g) * (w - rw + 1)).long()
+        fill = torch.rand(b, c, 1, 1, generator=g).to(x)
+        ys, xs = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
+        box = (
+            hit.view(b, 1, 1)
+            & (ys >= top.view(b, 1, 1)) & (ys < (top + rh).view(b, 1, 1))
+            & (xs >= left.view(b, 1, 1)) & (xs < (left + rw).view(b, 1, 1))
+        )  # fmt: skip
+        m = box.unsqueeze(1).to(x)
+        return m * fill + (1 - m) * x
+
+
+class ColourJitter:
+    """Per image, a random contrast (``1 +- contrast``) about its mean and a random brightness
+    shift (``+- brightness``): colour alone stops being the class's cheapest evidence."""
+
+    def __init__(self, contrast: float = 0.2, brightness: float = 0.1):
+        self.contrast, self.brightness = contrast, brightness
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        b = x.shape[0]
+        c = (1 + self.contrast * (2 * torch.rand(b, 1, 1, 1, generator=g) - 1)).to(x)
+        s = (self.brightness * (2 * torch.rand(b, 1, 1, 1, generator=g) - 1)).to(x)
+        mean = x.mean((1, 2, 3), keepdim=True)
+        return (x - mean) * c + mean + s
+
+
 def standard_with(
-    *, flip: bool = False, resolution_p: float = 0.5, scale=(0.7, 1.2), noise: float | None = None
+    *,
+    flip: bool = False,
+    resolution_p: float = 0.5,
+    scale=(0.7, 1.2),
+    noise: float | None = None,
+    cutout: Cutout | None = None,
+    colour: ColourJitter | None = None,
 ) -> T.Compose:
-    """The standard set at 224 px with one of its knobs moved."""
+    """The standard set at 224 px with one of its knobs moved (``cutout`` goes after the affine)."""
     base = T.standard(224).transforms
     out = []
     for t in base:
+        if isinstance(t, T.RandomResolution):
+            out += [u for u in (cutout, colour) if u is not None]
         if isinstance(t, T.RandomResolution):
             t = T.RandomResolution(t.factors, p=resolution_p, quantum=t.quantum)
         elif isinstance(t, T.RandomScale):
@@ -144,6 +197,21 @@ def logit_plus_logp(c: int, i: int) -> Objective:
     return O.class_logit(c, batch=i) + O.class_log_prob(c, batch=i)
 
 
+def margin_log_odds(kappa: float):
+    """log sigmoid(log-odds - kappa): the log-odds' gradient, weighted by how far a view still is
+    from a margin ``kappa``; views already past it (p > sigmoid(kappa)) stop pulling, so the steps
+    go to the views, and images, where the class is still weak."""
+
+    def one(c: int, i: int) -> Objective:
+        lo = O.class_log_odds(c)
+        return Objective(
+            lambda acts: _at(torch.nn.functional.logsigmoid(lo(acts) - kappa), i),
+            lo.layers, f"margin{kappa:g}:{c}@{i}", lo.checks,
+        )  # fmt: skip
+
+    return one
+
+
 def log_odds(c: int, i: int) -> Objective:
     """What ``render`` maximizes for ``class:N``: log(p / (1 - p))."""
     return O.class_log_odds(c, batch=i)
@@ -182,6 +250,32 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "two-views": ("two transformed views per image per step (half the steps for the same cost)", {"views": 2}),
     "tv-30": ("minus 30 x total variation of the image (less fine speckle)", {"penalty": 30 * O.total_variation()}),
     "tv-100": ("minus 100 x total variation of the image", {"penalty": 100 * O.total_variation()}),
+    "margin-12": (
+        "objective: log sigmoid(log-odds - 12), views past p = 0.999994 stop pulling",
+        {"objective": margin_log_odds(12.0)},
+    ),
+    "margin-8": ("objective: log sigmoid(log-odds - 8)", {"objective": margin_log_odds(8.0)}),
+    "cutout": (
+        "random erasing: half the views lose 5-25 % of the frame to a flat colour",
+        {"transforms": standard_with(cutout=Cutout())},
+    ),
+    "cutout-strong": (
+        "random erasing on 3 views of 4, 10-35 % of the frame",
+        {"transforms": standard_with(cutout=Cutout(p=0.75, area=(0.1, 0.35)))},
+    ),
+    "cutout-light": (
+        "random erasing on a quarter of the views, 5-20 % of the frame",
+        {"transforms": standard_with(cutout=Cutout(p=0.25, area=(0.05, 0.2)))},
+    ),
+    "colour-jitter": (
+        "per-view random contrast 0.8-1.2 and brightness +-0.1",
+        {"transforms": standard_with(colour=ColourJitter())},
+    ),
+    "decay-1.5": (
+        "Fourier spectrum 1/f^1.5, not 1/f (same overall scale: more of each step in coarse shapes)",
+        {"decay_power": 1.5},
+    ),
+    "decay-0.8": ("Fourier spectrum 1/f^0.8, not 1/f (same overall scale: more fine detail)", {"decay_power": 0.8}),
     "maco": ("MACO parameterization (magnitude fixed, phase optimized)", {"param": "maco"}),
     "coarse-to-fine": ("the first half of the steps at 0.45-0.65 of the side", {"coarse_to_fine": True}),
     "linear-backprop-8": (
@@ -208,6 +302,17 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     ),
     "head-dropout-0.4": ("dropout 0.4 on the pooled features during the steps", {"head_dropout": 0.4}),
 }
+
+
+def fourier_with_decay(n: int, power: float, seed: int) -> tuple[FourierImage, torch.Generator]:
+    """A 224-px Fourier batch with spectrum 1/f^power, rescaled to the 1/f scale's RMS (so Adam's
+    rate moves the image as far), drawn from the stream ``visualize`` would seed."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    p = FourierImage(n, 224, decay_power=power, generator=g)
+    ref = spectrum_scale(224, 224, 1.0)
+    p.scale.mul_(ref.square().mean().sqrt() / (p.scale * 4).square().mean().sqrt())
+    return p, g
 
 
 def render_variant(
@@ -243,8 +348,11 @@ def render_variant(
             linear_backprop(lite0.net, lin) if lin is not None else contextlib.nullcontext(),
             head_dropout(lite0.net, drop) if drop else contextlib.nullcontext(),
         ):
+            param, g = opts.get("param", "fourier"), None
+            if "decay_power" in opts:
+                param, g = fourier_with_decay(n, opts["decay_power"], seed)
             r = visualize(
-                lite0, obj, batch=n, size=224, steps=steps, seed=seed, param=opts.get("param", "fourier"),
+                lite0, obj, batch=n, size=224, steps=steps, seed=seed, param=param, generator=g,
                 transforms=tf, snapshots=shots, check=False, progress=False,
                 skip_gradient=opts.get("skip_gradient"), stochastic_depth=opts.get("stochastic_depth"),
                 lr=opts.get("lr"), average=opts.get("average"), schedule=opts.get("schedule", "constant"),
@@ -294,6 +402,7 @@ def main() -> None:
     ap.add_argument(
         "--first", type=int, help="only the first N classes (a quick screen: the first batch holds the toy poodle)"
     )
+    ap.add_argument("--grid", help="save the last snapshot's images as one PNG grid here (to look at)")
     args = ap.parse_args()
     if args.list or not args.variant:
         for name, (what, _) in VARIANTS.items():
@@ -306,6 +415,8 @@ def main() -> None:
     classes = CLASSES[: args.first] if args.first else CLASSES
     with drops_from(args.drop_seed):
         images, per_image = render_variant(lite0, args.variant, args.seed, args.steps, shots, args.batch, classes)
+    if args.grid:
+        save_image(make_grid(quantize(images[shots[-1]]), ncols=10), args.grid)
     judges = {name: fv.load_model(name) for name in JUDGES}
     target = torch.tensor(classes)
     label = f"{args.variant} seed {args.seed}" + ("" if args.drop_seed is None else f" drops {args.drop_seed}")
