@@ -428,30 +428,28 @@ def test_a_tags_weights_in_the_hugging_face_cache_are_found_offline(open_clip, c
     assert "clip:fvtest-ViT:fvtag" in hub.cached_models()
 
 
-def test_a_tokenizer_missing_offline_is_one_line_at_text_time(open_clip, clips, tmp_path):
-    """A text tower whose tokenizer comes from the hub loads; asking for a text says why not."""
+def hub_tokenizer_model(open_clip, clips, folder: Path, arch: str) -> fv.FeatureModel:
+    """A tiny CLIP whose tokenizer comes from the hub (``fv/none``, in no cache)."""
     cfg = {
         "embed_dim": 32,
         "vision_cfg": TINY_CLIP["fvtest-ViT"],
         "text_cfg": {**TEXT_CFG, "hf_tokenizer_name": "fv/none"},
     }
-    (tmp_path / "fvtest-HFtok.json").write_text(json.dumps(cfg))
-    open_clip.add_model_config(tmp_path)
-    model = fv.load_model("clip:fvtest-HFtok", weights=clips["fvtest-ViT"][1][".bin"])
+    (folder / f"{arch}.json").write_text(json.dumps(cfg))
+    open_clip.add_model_config(folder)
+    return fv.load_model(f"clip:{arch}", weights=clips["fvtest-ViT"][1][".bin"])
+
+
+def test_a_tokenizer_missing_offline_is_one_line_at_text_time(open_clip, clips, tmp_path):
+    """A text tower whose tokenizer comes from the hub loads; asking for a text says why not."""
+    model = hub_tokenizer_model(open_clip, clips, tmp_path, "fvtest-HFtok")
     with pytest.raises(FeaturevisError, match=r"^clip:fvtest-HFtok: its tokenizer is not available \("):
         model.text_encoder(["a dog"])
 
 
 def test_a_tokenizer_missing_with_the_hub_unreachable_is_one_line_at_once(open_clip, clips, tmp_path, unreachable_hub):
     """Not offline by the variable, but with no network: read from the cache alone, not after retries."""
-    cfg = {
-        "embed_dim": 32,
-        "vision_cfg": TINY_CLIP["fvtest-ViT"],
-        "text_cfg": {**TEXT_CFG, "hf_tokenizer_name": "fv/none"},
-    }
-    (tmp_path / "fvtest-HFtok2.json").write_text(json.dumps(cfg))
-    open_clip.add_model_config(tmp_path)
-    model = fv.load_model("clip:fvtest-HFtok2", weights=clips["fvtest-ViT"][1][".bin"])
+    model = hub_tokenizer_model(open_clip, clips, tmp_path, "fvtest-HFtok2")
     said = r"^clip:fvtest-HFtok2: its tokenizer is not available \(not in the cache, and 127\.0\.0\.1 cannot be reached"
     with pytest.raises(FeaturevisError, match=said):
         model.text_encoder(["a dog"])
