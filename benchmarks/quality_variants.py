@@ -124,13 +124,13 @@ def standard_with(
     cutout: Cutout | None = None,
     colour: ColourJitter | None = None,
 ) -> T.Compose:
-    """The standard set at 224 px with one of its knobs moved (``cutout`` goes after the affine)."""
+    """The standard set at 224 px with one of its knobs moved (``cutout`` and ``colour`` go after
+    the affine, before the lower resolution)."""
     base = T.standard(224).transforms
     out = []
     for t in base:
         if isinstance(t, T.RandomResolution):
             out += [u for u in (cutout, colour) if u is not None]
-        if isinstance(t, T.RandomResolution):
             t = T.RandomResolution(t.factors, p=resolution_p, quantum=t.quantum)
         elif isinstance(t, T.RandomScale):
             t = T.RandomScale(scale, quantum=t.quantum)
