@@ -30,10 +30,11 @@ import torch
 import featurevis as fv
 from featurevis import objectives as O
 from featurevis import transforms as T
+from featurevis.core.engine import Adam
 from featurevis.core.images import make_grid, save_image
 from featurevis.core.objectives import LOGITS, Objective, _at
 from featurevis.core.params.fourier import FourierImage, spectrum_scale
-from featurevis.core.residual import branch_keep
+from featurevis.core.residual import branch_keep, droppable_blocks, keep_branch, scale_gradient
 from featurevis.core.visualize import visualize
 from featurevis.zoo import efficientnet_lite
 from quality import CLASSES, degrade, judged, quality, quantize, resize
@@ -70,6 +71,35 @@ class CoarseToFine:
     def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         self.calls += 1
         return (self.coarse if self.calls <= self.until else self.fine)(x, g)
+
+
+class DepthRamp:
+    """The standard set, and a stochastic-depth rate that rises from ``start`` to ``end`` over
+    ``steps`` calls (one per step): the class forms under light drops, then must hold under heavy
+    ones."""
+
+    def __init__(self, net: torch.nn.Module, steps: int, start: float = 0.1, end: float = 0.4):
+        self.blocks, self.inner = droppable_blocks(net), T.standard(224)
+        self.steps, self.start, self.end, self.calls = steps, start, end, 0
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        rate = self.start + (self.end - self.start) * min(self.calls / max(self.steps - 1, 1), 1.0)
+        for i, b in enumerate(self.blocks):
+            b.branch_drop = rate * (i + 1) / len(self.blocks)
+        self.calls += 1
+        return self.inner(x, g)
+
+
+class Admix:
+    """The standard set, then each view gets ``eta`` of another image of the batch added, as a
+    constant (Wang et al. 2021's Admix): the class must be read through another class's evidence."""
+
+    def __init__(self, eta: float = 0.2):
+        self.eta, self.inner = eta, T.standard(224)
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        v = self.inner(x, g)
+        return v + self.eta * v.roll(1, 0).detach() if v.shape[0] > 1 else v
 
 
 class Cutout:
@@ -157,9 +187,36 @@ class LinearBackReLU6(torch.nn.ReLU6):
         return _LinearBackClamp.apply(x) if torch.is_grad_enabled() else super().forward(x)
 
 
+class _SoftBackClamp(torch.autograd.Function):
+    """ReLU6 forward; backward through the smooth gate sigmoid(t x) sigmoid(t (6 - x)) instead of
+    the step (after Wang et al. 2023's BPA: a unit just off still passes some gradient, so the
+    gradient sees past lite0's exact on/off pattern)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, t: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.t = t
+        return x.clamp(0, 6)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (x,) = ctx.saved_tensors
+        return grad * torch.sigmoid(ctx.t * x) * torch.sigmoid(ctx.t * (6 - x)), None
+
+
+class SoftBackReLU6(torch.nn.ReLU6):
+    def __init__(self, t: float):
+        super().__init__()
+        self.t = t
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _SoftBackClamp.apply(x, self.t) if torch.is_grad_enabled() else super().forward(x)
+
+
 @contextlib.contextmanager
-def linear_backprop(net: torch.nn.Module, first: int, head: bool = True) -> Iterator[None]:
-    """The ReLU6 gradients of blocks ``first`` on (and of the head) pass straight through."""
+def linear_backprop(net: torch.nn.Module, first: int, head: bool = True, soft: float | None = None) -> Iterator[None]:
+    """The ReLU6 gradients of blocks ``first`` on (and of the head) pass straight through, or with
+    ``soft`` = t through a smooth gate of temperature t."""
     swaps = []
     for block in list(net._blocks)[first:]:
         for attr in ("_expand_act", "_depthwise_act"):
@@ -169,7 +226,7 @@ def linear_backprop(net: torch.nn.Module, first: int, head: bool = True) -> Iter
         swaps.append((net, "_head_act"))
     before = [getattr(m, a) for m, a in swaps]
     for m, a in swaps:
-        setattr(m, a, LinearBackReLU6())
+        setattr(m, a, LinearBackReLU6() if soft is None else SoftBackReLU6(soft))
     try:
         yield
     finally:
@@ -186,6 +243,23 @@ def head_dropout(net: torch.nn.Module, rate: float) -> Iterator[None]:
     with mock.patch.object(
         pool, "forward", lambda x: torch.nn.functional.dropout(plain(x), rate, training=torch.is_grad_enabled())
     ):
+        yield
+
+
+@contextlib.contextmanager
+def skip_erosion(delta: float) -> Iterator[None]:
+    """Each pass, each image's identity path through a residual block is scaled by a random factor
+    in ``1 +- delta`` (Li et al. 2020's skip erosion, the other half of their ghost networks)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.skip:
+            return self.branch(x)
+        keep = branch_keep(x, self.branch_drop)
+        h = keep_branch(self.branch(x), keep, self.branch_drop)
+        lam = 1 + delta * (2 * torch.rand(x.shape[0], 1, 1, 1) - 1)
+        return scale_gradient(h, self.branch_gradient) + lam.to(x) * x
+
+    with mock.patch.object(efficientnet_lite.MBConvBlock, "forward", forward):
         yield
 
 
@@ -247,7 +321,11 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     ),
     "noise-0.08": ("pixel noise of std 0.08, not 0.03", {"transforms": standard_with(noise=0.08)}),
     "flip": ("a random horizontal flip per image", {"transforms": standard_with(flip=True)}),
-    "two-views": ("two transformed views per image per step (half the steps for the same cost)", {"views": 2}),
+    "two-views": (
+        "two transformed views per image per step, each pulled by its log-odds (at batch 1 a second view "
+        "costs less than a second step)",
+        {"views": 2},
+    ),
     "tv-30": ("minus 30 x total variation of the image (less fine speckle)", {"penalty": 30 * O.total_variation()}),
     "tv-100": ("minus 100 x total variation of the image", {"penalty": 100 * O.total_variation()}),
     "margin-12": (
@@ -301,7 +379,50 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         {"head_dropout": 0.2},
     ),
     "head-dropout-0.4": ("dropout 0.4 on the pooled features during the steps", {"head_dropout": 0.4}),
+    "skip-erosion-0.2": (
+        "each image's identity path through a residual block scaled by a random 0.8-1.2 per pass",
+        {"skip_erosion": 0.2},
+    ),
+    "depth-ramp": (
+        "stochastic depth rising from 0.1 to 0.4 over the steps, not 0.2 throughout",
+        {"depth_ramp": (0.1, 0.4)},
+    ),
+    "admix-0.2": ("each view plus 0.2 of another image's view of the batch (a constant)", {"transforms": Admix(0.2)}),
+    "adam-beta2-0.99": (
+        "Adam's second moment over about the last 100 steps (beta2 0.99), not 1000",
+        {"optimizer": lambda ps: Adam(ps, lr=0.1, betas=(0.9, 0.99))},
+    ),
+    "adam-beta1-0.8": (
+        "Adam's momentum over about the last 5 steps (beta1 0.8), not 10",
+        {"optimizer": lambda ps: Adam(ps, lr=0.1, betas=(0.8, 0.999))},
+    ),
+    "soft-backprop-1": (
+        "ReLU6 gradients through a smooth gate, temperature 1 (BPA-like), in every block and the head",
+        {"linear_backprop": 0, "soft_backprop": 1.0},
+    ),
+    "soft-backprop-3": (
+        "ReLU6 gradients through a smooth gate, temperature 3, in every block and the head",
+        {"linear_backprop": 0, "soft_backprop": 3.0},
+    ),
+    "soft-backprop-1-late": (
+        "ReLU6 gradients through a smooth gate, temperature 1, from block 8 on and the head",
+        {"linear_backprop": 8, "soft_backprop": 1.0},
+    ),
+    "ensemble-3": (
+        "random erasing, head dropout 0.2 and stochastic depth 0.3 at once (each alone lifted the worst class "
+        "on most seeds)",
+        {"transforms": standard_with(cutout=Cutout()), "head_dropout": 0.2, "stochastic_depth": 0.3},
+    ),
 }
+
+
+def views_log_odds(z: torch.Tensor, idx: torch.Tensor, n: int) -> torch.Tensor:
+    """Per image, the sum over its views of the log-odds of its class (``z``: views x n rows of
+    logits, view-major, as ``Views`` stacks them)."""
+    z = z.float().view(-1, n, z.shape[-1])
+    target = z[:, torch.arange(n), idx]
+    rest = z.scatter(-1, idx.view(1, n, 1).expand(z.shape[0], n, 1), float("-inf"))
+    return (target - rest.logsumexp(-1)).sum(0)
 
 
 def fourier_with_decay(n: int, power: float, seed: int) -> tuple[FourierImage, torch.Generator]:
@@ -330,9 +451,7 @@ def render_variant(
         if views > 1:  # the final, untransformed evaluation sees n images, the steps k*n
             idx = torch.tensor(chunk)
             obj = Objective(
-                lambda acts, idx=idx, n=n: (
-                    acts[LOGITS].view(-1, n, acts[LOGITS].shape[-1])[:, torch.arange(n), idx].sum(0)
-                ),
+                lambda acts, idx=idx, n=n: views_log_odds(acts[LOGITS], idx, n),
                 frozenset({LOGITS}),
                 f"{views} views",
                 tuple((LOGITS, c) for c in chunk),
@@ -342,11 +461,18 @@ def render_variant(
             obj = sum(one(c, i) for i, c in enumerate(chunk))
             if "penalty" in opts:
                 obj = obj - opts["penalty"]
-            tf = CoarseToFine(steps) if opts.get("coarse_to_fine") else opts.get("transforms", "auto")
-        lin, drop = opts.get("linear_backprop"), opts.get("head_dropout")
+            if opts.get("coarse_to_fine"):
+                tf = CoarseToFine(steps)
+            elif "depth_ramp" in opts:
+                tf = DepthRamp(lite0.net, steps, *opts["depth_ramp"])
+            else:
+                tf = opts.get("transforms", "auto")
+        lin, drop, erosion = opts.get("linear_backprop"), opts.get("head_dropout"), opts.get("skip_erosion")
+        soft = opts.get("soft_backprop")
         with (
-            linear_backprop(lite0.net, lin) if lin is not None else contextlib.nullcontext(),
+            linear_backprop(lite0.net, lin, soft=soft) if lin is not None else contextlib.nullcontext(),
             head_dropout(lite0.net, drop) if drop else contextlib.nullcontext(),
+            skip_erosion(erosion) if erosion else contextlib.nullcontext(),
         ):
             param, g = opts.get("param", "fourier"), None
             if "decay_power" in opts:
@@ -356,6 +482,7 @@ def render_variant(
                 transforms=tf, snapshots=shots, check=False, progress=False,
                 skip_gradient=opts.get("skip_gradient"), stochastic_depth=opts.get("stochastic_depth"),
                 lr=opts.get("lr"), average=opts.get("average"), schedule=opts.get("schedule", "constant"),
+                optimizer=opts.get("optimizer"),
             )  # fmt: skip
         for k in shots:
             images[k].append(r.snapshots.get(k, r.images))
