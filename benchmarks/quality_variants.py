@@ -322,8 +322,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "noise-0.08": ("pixel noise of std 0.08, not 0.03", {"transforms": standard_with(noise=0.08)}),
     "flip": ("a random horizontal flip per image", {"transforms": standard_with(flip=True)}),
     "two-views": (
-        "two transformed views per image per step, each pulled by its log-odds (at batch 1 a second view "
-        "costs less than a second step)",
+        "two transformed views per image per step, each pulled by its log-odds",
         {"views": 2},
     ),
     "tv-30": ("minus 30 x total variation of the image (less fine speckle)", {"penalty": 30 * O.total_variation()}),
