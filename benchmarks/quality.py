@@ -14,7 +14,8 @@ count and keeps snapshots at the others (a constant learning rate and a bias-cor
 average, so a snapshot at k steps is what a k-step render gives), and each snapshot is judged;
 ``--seeds N`` averages N seeds' curves (the minimum is the worst seen). The knee is the fewest
 steps whose quality (the mean of the four mean p figures) is within 0.02 of the curve's best:
-the default step count sits there. Seconds are the render's seconds per image scaled by steps (a
+the default step count sits there. Each seed's 8-bit images at the knee are saved in ``--out``
+(``curve_seedS_K.png``) to look at. Seconds are the render's seconds per image scaled by steps (a
 step costs the same throughout, but for the first 16 redirected-ReLU steps); floor-steps divide
 them by the truncated frozen floor at 224 px batch 1 measured in the same run
 (../shared/REFERENCE.md).
@@ -153,6 +154,8 @@ def curve(args, lite0: fv.FeatureModel, classes: list[int], options: dict) -> No
         f"the fewest steps within {KNEE_SLACK} of the best, {max(r['quality'] for r in rows):.3f})"
     )
     args.out.mkdir(parents=True, exist_ok=True)
+    for s in seeds:  # what was judged, to look at: one grid per seed at the knee
+        fv.save_image(quantize(torch.cat(shots[s, at["steps"]])), args.out / f"curve_seed{s}_{at['steps']}.png")
     (args.out / "curve.json").write_text(json.dumps(dict(floor_seconds=floor, rows=rows, knee=at["steps"]), indent=1))
 
 

@@ -5,8 +5,8 @@
     python benchmarks/quality_variants.py --list
 
 Each variant changes one thing of the defaults (the objective, one transform, the views per
-step, the parameterization, a coarse-to-fine schedule, the residual rewrites, the iterate
-average) and is judged at each snapshot step as ``quality.py --curve`` judges the defaults:
+step, the parameterization, a coarse-to-fine schedule, the residual rewrites, the ReLU
+gradients, the iterate average) and is judged at each snapshot step as ``quality.py --curve`` judges the defaults:
 plain and degraded lite1/lite2, and the "quality" (the mean of the four mean p figures). It
 prints one line per snapshot and, with ``--per-class``, each judge's p(target) per class.
 ``benchmarks/RESULTS.md`` ("Time to quality") keeps the figures of every variant tried toward
@@ -187,36 +187,9 @@ class LinearBackReLU6(torch.nn.ReLU6):
         return _LinearBackClamp.apply(x) if torch.is_grad_enabled() else super().forward(x)
 
 
-class _SoftBackClamp(torch.autograd.Function):
-    """ReLU6 forward; backward through the smooth gate sigmoid(t x) sigmoid(t (6 - x)) instead of
-    the step (after Wang et al. 2023's BPA: a unit just off still passes some gradient, so the
-    gradient sees past lite0's exact on/off pattern)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, t: float) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        ctx.t = t
-        return x.clamp(0, 6)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        (x,) = ctx.saved_tensors
-        return grad * torch.sigmoid(ctx.t * x) * torch.sigmoid(ctx.t * (6 - x)), None
-
-
-class SoftBackReLU6(torch.nn.ReLU6):
-    def __init__(self, t: float):
-        super().__init__()
-        self.t = t
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _SoftBackClamp.apply(x, self.t) if torch.is_grad_enabled() else super().forward(x)
-
-
 @contextlib.contextmanager
-def linear_backprop(net: torch.nn.Module, first: int, head: bool = True, soft: float | None = None) -> Iterator[None]:
-    """The ReLU6 gradients of blocks ``first`` on (and of the head) pass straight through, or with
-    ``soft`` = t through a smooth gate of temperature t."""
+def linear_backprop(net: torch.nn.Module, first: int, head: bool = True) -> Iterator[None]:
+    """The ReLU6 gradients of blocks ``first`` on (and of the head) pass straight through."""
     swaps = []
     for block in list(net._blocks)[first:]:
         for attr in ("_expand_act", "_depthwise_act"):
@@ -226,7 +199,7 @@ def linear_backprop(net: torch.nn.Module, first: int, head: bool = True, soft: f
         swaps.append((net, "_head_act"))
     before = [getattr(m, a) for m, a in swaps]
     for m, a in swaps:
-        setattr(m, a, LinearBackReLU6() if soft is None else SoftBackReLU6(soft))
+        setattr(m, a, LinearBackReLU6())
     try:
         yield
     finally:
@@ -295,13 +268,18 @@ def log_odds(c: int, i: int) -> Objective:
 VARIANTS: dict[str, tuple[str, dict]] = {
     "defaults": (
         "render's defaults (a class render: the log-odds, skip gradient 0.5, stochastic depth 0.2, "
-        "iterate average 0.97, Adam 0.1)",
+        "smooth ReLU gradients at temperature 3, iterate average 0.97, Adam 0.1)",
         {},
+    ),
+    "true-relu": (
+        "the ReLUs' true gradient (the defaults before the smooth gradient, which the variants up to "
+        "soft-backprop-3 in RESULTS.md were judged against)",
+        {"smooth_relu": 0.0},
     ),
     "true-gradient": (
         "the whole network and its true gradient, the last step's images (skip gradient 1, no stochastic "
-        "depth, no average): the defaults before the rewrites",
-        {"skip_gradient": 1.0, "stochastic_depth": 0.0, "average": 0.0},
+        "depth, true ReLU gradients, no average): the defaults before the rewrites",
+        {"skip_gradient": 1.0, "stochastic_depth": 0.0, "smooth_relu": 0.0, "average": 0.0},
     ),
     "last-step": ("the last step's images, not the iterate average (the defaults before it)", {"average": 0.0}),
     "skip-gradient-0.3": ("residual branches pass 0.3 of their gradient, not 0.5", {"skip_gradient": 0.3}),
@@ -357,15 +335,15 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "coarse-to-fine": ("the first half of the steps at 0.45-0.65 of the side", {"coarse_to_fine": True}),
     "linear-backprop-8": (
         "ReLU6 gradients pass straight through from block 8 on and in the head",
-        {"linear_backprop": 8},
+        {"linear_backprop": 8, "smooth_relu": 0.0},
     ),
     "linear-backprop-12": (
         "ReLU6 gradients pass straight through from block 12 on and in the head",
-        {"linear_backprop": 12},
+        {"linear_backprop": 12, "smooth_relu": 0.0},
     ),
     "linear-backprop-head": (
         "the head's ReLU6 gradient passes straight through (LinBP; deeper, the gradient explodes)",
-        {"linear_backprop": 16},
+        {"linear_backprop": 16, "smooth_relu": 0.0},
     ),
     "average-0.9": ("an iterate average of decay 0.9, not 0.97 (about the last 10 steps)", {"average": 0.9}),
     "average-0.99": ("an iterate average of decay 0.99, not 0.97 (about the last 100 steps)", {"average": 0.99}),
@@ -395,18 +373,12 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "Adam's momentum over about the last 5 steps (beta1 0.8), not 10",
         {"optimizer": lambda ps: Adam(ps, lr=0.1, betas=(0.8, 0.999))},
     ),
-    "soft-backprop-1": (
-        "ReLU6 gradients through a smooth gate, temperature 1 (BPA-like), in every block and the head",
-        {"linear_backprop": 0, "soft_backprop": 1.0},
+    "smooth-relu-1": (
+        "smooth ReLU gradients at temperature 1, not 3 (soft-backprop-1 in RESULTS.md)",
+        {"smooth_relu": 1.0},
     ),
-    "soft-backprop-3": (
-        "ReLU6 gradients through a smooth gate, temperature 3, in every block and the head",
-        {"linear_backprop": 0, "soft_backprop": 3.0},
-    ),
-    "soft-backprop-1-late": (
-        "ReLU6 gradients through a smooth gate, temperature 1, from block 8 on and the head",
-        {"linear_backprop": 8, "soft_backprop": 1.0},
-    ),
+    "smooth-relu-2": ("smooth ReLU gradients at temperature 2, not 3", {"smooth_relu": 2.0}),
+    "smooth-relu-5": ("smooth ReLU gradients at temperature 5, not 3", {"smooth_relu": 5.0}),
     "ensemble-3": (
         "random erasing, head dropout 0.2 and stochastic depth 0.3 at once (each alone lifted the worst class "
         "on most seeds)",
@@ -467,9 +439,8 @@ def render_variant(
             else:
                 tf = opts.get("transforms", "auto")
         lin, drop, erosion = opts.get("linear_backprop"), opts.get("head_dropout"), opts.get("skip_erosion")
-        soft = opts.get("soft_backprop")
         with (
-            linear_backprop(lite0.net, lin, soft=soft) if lin is not None else contextlib.nullcontext(),
+            linear_backprop(lite0.net, lin) if lin is not None else contextlib.nullcontext(),
             head_dropout(lite0.net, drop) if drop else contextlib.nullcontext(),
             skip_erosion(erosion) if erosion else contextlib.nullcontext(),
         ):
@@ -480,6 +451,7 @@ def render_variant(
                 lite0, obj, batch=n, size=224, steps=steps, seed=seed, param=param, generator=g,
                 transforms=tf, snapshots=shots, check=False, progress=False,
                 skip_gradient=opts.get("skip_gradient"), stochastic_depth=opts.get("stochastic_depth"),
+                smooth_relu=opts.get("smooth_relu"),
                 lr=opts.get("lr"), average=opts.get("average"), schedule=opts.get("schedule", "constant"),
                 optimizer=opts.get("optimizer"),
             )  # fmt: skip

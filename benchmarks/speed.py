@@ -10,6 +10,8 @@ Rows (all on EfficientNet-Lite0, channel objective on ``--layer``, 2 torch threa
 - featurevis: a whole ``render`` step (Fourier param, standard transforms, model, objective,
   Adam). Its transforms down-scale randomly, so its network sees ~0.8x the nominal size;
   the "no transforms" row shows the step at exactly the nominal size.
+- class render: a whole step of ``render(model, "class:1")`` with its defaults, with and
+  without the smooth ReLU gradients (the cost of their gate).
 Ratios are to the floor measured in the same run; see ../shared/REFERENCE.md for peers.
 """
 
@@ -57,9 +59,9 @@ def floor_fn(
     return run
 
 
-def render_fn(model: fv.FeatureModel, layer: str, ch: int, batch: int, size: int, transforms: str):
+def render_fn(model: fv.FeatureModel, target, batch: int, size: int, transforms: str = "standard", **options):
     def run(n: int) -> None:
-        fv.render(model, O.channel(layer, ch), size=size, batch=batch, steps=n, progress=False, transforms=transforms)
+        fv.render(model, target, size=size, batch=batch, steps=n, progress=False, transforms=transforms, **options)
 
     return run
 
@@ -79,6 +81,7 @@ def main() -> None:
         return efficientnet_lite.EfficientNetLite.from_state_dict(sd).eval()
 
     model = fv.load_model("efficientnet_lite0")
+    unit = O.channel(args.layer, args.channel)
     cases = [(128, 1), (128, 8), (224, 1), (224, 8)]
     rows = {
         "floor (published net, frozen, stopped at layer, input grad only)": lambda b, s: floor_fn(
@@ -91,11 +94,15 @@ def main() -> None:
             published(), args.layer, args.channel, b, s, trainable=True
         ),
         "featurevis render step, no transforms (net sees nominal size)": lambda b, s: render_fn(
-            model, args.layer, args.channel, b, s, "none"
+            model, unit, b, s, "none"
         ),
-        "featurevis render step, default (standard transforms)": lambda b, s: render_fn(
-            model, args.layer, args.channel, b, s, "standard"
+        "featurevis render step, default (standard transforms)": lambda b, s: render_fn(model, unit, b, s),
+        # A class render's defaults: the residual rewrites (dropped branches save work), the
+        # average, and smooth ReLU gradients, whose Python autograd gate is the cost measured here.
+        "class render step, true ReLU gradients (smooth_relu=0)": lambda b, s: render_fn(
+            model, "class:1", b, s, smooth_relu=0
         ),
+        "class render step, default (smooth ReLU gradients, t = 3)": lambda b, s: render_fn(model, "class:1", b, s),
     }
     results: dict[str, list[float]] = {}
     for name, make in rows.items():

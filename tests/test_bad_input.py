@@ -198,6 +198,8 @@ def _cases() -> dict[str, list[str]]:
             "render-diversity-nan": ["render", "_blocks.8:1", *SMALL, "--batch", "2", "--diversity", "nan"],
             "render-average-1": ["render", "class:1", *SMALL, "--average", "1", "-o", "out.png"],
             "render-average-nan": ["render", "class:1", *SMALL, "--average", "nan", "-o", "out.png"],
+            "render-smooth-relu-nan": ["render", "class:1", *SMALL, "--smooth-relu", "nan", "-o", "out.png"],
+            "render-smooth-relu-negative": ["render", "class:1", *SMALL, "--smooth-relu", "-1", "-o", "out.png"],
             "render-target-weight-inf": ["render", "1e999*_blocks.8:1", *SMALL, "-o", "out.png"],
             "render-target-weight-huge": ["render", "1e308*_blocks.8:1+1e308*_blocks.8:2", *SMALL, "-q"],
             "invert-lr-1e308": ["invert", PHOTO, "-l", "_blocks.2", *SMALL, "--lr", "1e308", "-o", "out.png"],

@@ -20,6 +20,7 @@ from .args import (
     fraction,
     int_list,
     model_from_args,
+    non_negative_float,
     positive_float,
     positive_int,
     probability,
@@ -103,6 +104,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "for a class on EfficientNet-Lite, as it was trained; else 0)",
     )
     p.add_argument(
+        "--smooth-relu",
+        type=non_negative_float,
+        default=None,
+        metavar="T",
+        help="backpropagate ReLUs through a sigmoid gate of temperature T, the forward exact (default: 3 "
+        "for a class on EfficientNet-Lite, for transfer; else 0, the true gradient)",
+    )
+    p.add_argument(
         "--average",
         type=probability,
         default=None,
@@ -164,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
             redirect_relu=0 if args.no_redirect_relu else REDIRECT_STEPS,
             skip_gradient=args.skip_gradient,
             stochastic_depth=args.stochastic_depth,
+            smooth_relu=args.smooth_relu,
             average=args.average,
             device=args.device,
             **_schedule(args),
@@ -187,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
             redirect_relu=0 if args.no_redirect_relu else REDIRECT_STEPS,
             skip_gradient=args.skip_gradient,
             stochastic_depth=args.stochastic_depth,
+            smooth_relu=args.smooth_relu,
             average=args.average,
             alpha=args.alpha,
             device=args.device,
@@ -220,11 +231,11 @@ def _render_dgn(args: argparse.Namespace, model, obj):
     from ..core.images import load_image
     from ..recipes.dgn import DGN_LR, DGN_STEPS, dgn
 
-    step_options = args.skip_gradient or args.stochastic_depth or args.average is not None
+    step_options = args.skip_gradient or args.stochastic_depth or args.smooth_relu or args.average is not None
     if args.param != "fourier" or args.diversity or args.snapshots or step_options:
         raise FeaturevisError(
             "--prior dgn optimizes a generator's code: no --param, --diversity, --snapshots, --skip-gradient, "
-            "--stochastic-depth or --average"
+            "--stochastic-depth, --smooth-relu or --average"
         )
     gen = load_generator(args.generator, args.bounds)
     init = load_image(args.init) if args.init else None

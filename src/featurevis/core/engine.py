@@ -29,6 +29,7 @@ from .objectives import Objective
 from .params import Parameterization
 from .redirect import redirected_relus
 from .results import Result
+from .smooth_relu import smooth_relus
 
 
 @dataclass
@@ -249,6 +250,7 @@ def optimize(
     redirect_relu: int = 0,
     skip_gradient: float = 1.0,
     stochastic_depth: float = 0.0,
+    smooth_relu: float = 0.0,
     average: float = 0.0,
 ) -> RenderResult:
     """Maximize ``objective`` over ``param``'s output; Ctrl-C or a NaN stops early, keeping
@@ -261,8 +263,10 @@ def optimize(
     model's ReLU modules pass redirected gradients (:mod:`~.redirect`), so units that start off
     still move the image. With ``skip_gradient`` < 1 every residual branch passes that share of
     its gradient throughout, and with ``stochastic_depth`` > 0 every step drops residual branches at
-    random (stochastic depth, up to that rate at the last block): :mod:`~.residual`. A network
-    without blocks that allow it is an error, before any step. With ``average`` > 0 the
+    random (stochastic depth, up to that rate at the last block): :mod:`~.residual`. With
+    ``smooth_relu`` > 0 the ReLU modules after the first backpropagate through a sigmoid gate of
+    that temperature throughout (:mod:`~.smooth_relu`). A network without blocks or modules
+    that allow a rewrite asked for is an error, before any step. With ``average`` > 0 the
     snapshots and the result are drawn from an exponential moving average of the parameters
     with that decay (:class:`IterateAverage`), not from the last step. The final evaluation runs
     the whole network.
@@ -291,6 +295,11 @@ def optimize(
     try:
         for net in gradient.models(model):
             rewrites.enter_context(residual.rewritten(net.net, net.name, skip_gradient, stochastic_depth))
+            if smooth_relu and not rewrites.enter_context(smooth_relus(net.net, smooth_relu)):
+                raise FeaturevisError(
+                    f"{net.name} has no ReLU modules past the first whose gradient featurevis can smooth "
+                    "(functional ReLUs, GELUs and SiLUs cannot be): use a smooth ReLU of 0"
+                )
     except FeaturevisError:
         rewrites.close()
         raise

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
@@ -52,23 +52,37 @@ def _redirected_forward(upper: float):
     return forward
 
 
+def relu_modules(net: nn.Module) -> list[tuple[nn.Module, float]]:
+    """Every ``nn.ReLU`` / ``nn.ReLU6`` module of ``net`` in registration order, with its upper bound."""
+    out = []
+    for m in net.modules():
+        if isinstance(m, nn.ReLU6):
+            out.append((m, 6.0))
+        elif isinstance(m, nn.ReLU):
+            out.append((m, math.inf))
+    return out
+
+
 @contextlib.contextmanager
-def redirected_relus(net: nn.Module) -> Iterator[int]:
+def swapped_forwards(swaps: list[tuple[nn.Module, Callable]]) -> Iterator[int]:
+    """Within the block, each module's ``forward`` is the one given (an instance attribute shadows
+    the class's); after it, what was there before, so two rewrites nest (a redirected start
+    inside a smooth gradient). Yields how many modules were swapped."""
+    before = [(m, vars(m).get("forward")) for m, _ in swaps]
+    for m, forward in swaps:
+        m.forward = forward
+    try:
+        yield len(swaps)
+    finally:
+        for m, old in reversed(before):
+            if old is None:
+                del m.forward
+            else:
+                m.forward = old
+
+
+def redirected_relus(net: nn.Module) -> contextlib.AbstractContextManager[int]:
     """Within the block, every ``nn.ReLU`` and ``nn.ReLU6`` module of ``net`` has a redirected
     gradient; yields how many modules were swapped (0: the network has none, or uses
     functional ReLUs, which cannot be swapped)."""
-    swapped = []
-    for m in net.modules():
-        if isinstance(m, nn.ReLU6):
-            upper = 6.0
-        elif isinstance(m, nn.ReLU):
-            upper = math.inf
-        else:
-            continue
-        m.forward = _redirected_forward(upper)  # an instance attribute shadows the class's forward
-        swapped.append(m)
-    try:
-        yield len(swapped)
-    finally:
-        for m in swapped:
-            del m.forward
+    return swapped_forwards([(m, _redirected_forward(upper)) for m, upper in relu_modules(net)])

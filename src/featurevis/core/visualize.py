@@ -6,7 +6,8 @@ objective" as a step inside a larger technique. Recipes never import one another
 step lives here, once: a registered parameterization (Fourier by default), the transforms the
 model calls for (``"auto"``: patch transforms for a vision transformer, the standard set
 otherwise), Adam at the parameterization's own rate and a redirected-ReLU start; for a class,
-the residual rewrites, the iterate average and :data:`CLASS_LR` where they were measured.
+the residual rewrites, smooth ReLU gradients, the iterate average and :data:`CLASS_LR` where
+they were measured.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .model import FeatureModel
 from .objectives import LOGITS, Objective, direction
 from .params import FourierImage, Parameterization, make_param
 from .residual import check_gamma, check_rate, droppable_blocks, residual_blocks
+from .smooth_relu import check_temperature, smoothable
 from .transforms import resolve_transforms
 
 #: Steps with redirected ReLU gradients at the start (Lucid's fix for units dead on the start).
@@ -38,6 +40,30 @@ AVERAGE = 0.97
 #: image's own. With the average, larger steps explore more and the average keeps what they
 #: agree on: quality 0.911 -> 0.927 at 192 steps, degraded top-1 93 % -> 97-98 % (three seeds).
 CLASS_LR = 0.1
+
+
+#: Temperature of a class render's smooth ReLU gradients (:mod:`~.smooth_relu`), on top of the
+#: residual rewrites, the average and :data:`CLASS_LR`, with which it was measured: at 192 steps
+#: the plain judges' mean p 0.973 / 0.976 -> 0.982 / 0.984 and quality 0.945 -> 0.952 (three
+#: seeds; five seeds of the benchmark script: 0.941 -> 0.954), for about 2 % more time per step.
+SMOOTH_RELU = 3.0
+
+
+def smooth_setting(
+    models: Sequence[FeatureModel], objective: Objective, skip: float, depth: float, smooth_relu: float | None
+) -> float:
+    """The smooth-ReLU temperature a render asked for, checked; left ``None``: :data:`SMOOTH_RELU`
+    for the class recipe it was measured with (the class logits, both residual rewrites, networks
+    with ReLU modules to smooth), 0 (the true gradient) otherwise.
+
+    Why only there: a hidden unit's picture is this network's own unit, for which the true
+    gradient is the truth; a class render is judged by other networks, which a gradient that sees
+    past this network's exact on/off pattern serves better.
+    """
+    if smooth_relu is not None:
+        return check_temperature(smooth_relu)
+    measured = LOGITS in objective.layers and skip < 1 and depth > 0 and all(smoothable(m.net) for m in models)
+    return SMOOTH_RELU if measured else 0.0
 
 
 def default_lr(param: Parameterization, objective: Objective, skip: float, depth: float, average: float) -> float:
@@ -105,6 +131,7 @@ def visualize(
     redirect_relu: int = REDIRECT_STEPS,
     skip_gradient: float | None = None,
     stochastic_depth: float | None = None,
+    smooth_relu: float | None = None,
     average: float | None = None,
     schedule: str = "constant",
     snapshots: Sequence[int] = (),
@@ -123,6 +150,8 @@ def visualize(
         param: a registered parameterization name or an instance (its batch and size win).
         skip_gradient, stochastic_depth: the residual rewrites (default: :func:`residual_defaults`;
             1 and 0 are the plain network).
+        smooth_relu: temperature of the smooth ReLU gradients (default: :func:`smooth_setting`;
+            0 is the true gradient).
         average: decay of the iterate average the images are drawn from (default:
             :func:`average_setting`; 0 is the last step).
         check: validate the objective and the memory it needs first (off when the caller has).
@@ -143,7 +172,9 @@ def visualize(
         if isinstance(param, str)
         else param
     )
-    skip, depth = residual_settings((gradient or Gradient()).models(model), objective, skip_gradient, stochastic_depth)
+    models = (gradient or Gradient()).models(model)
+    skip, depth = residual_settings(models, objective, skip_gradient, stochastic_depth)
+    smooth = smooth_setting(models, objective, skip, depth, smooth_relu)
     average = average_setting(objective, average)
     return optimize(
         model,
@@ -163,6 +194,7 @@ def visualize(
         redirect_relu=redirect_relu,
         skip_gradient=skip,
         stochastic_depth=depth,
+        smooth_relu=smooth,
         average=average,
     )
 

@@ -13,7 +13,14 @@ from ..core.model import FeatureModel
 from ..core.objectives import Objective, as_objective
 from ..core.params import AlignedFourierImage, AlphaImage, FourierImage, Parameterization, make_param
 from ..core.targets import parse_target
-from ..core.visualize import REDIRECT_STEPS, average_setting, default_lr, residual_settings, visualize
+from ..core.visualize import (
+    REDIRECT_STEPS,
+    average_setting,
+    default_lr,
+    residual_settings,
+    smooth_setting,
+    visualize,
+)
 from ..zoo import as_model
 
 #: Opacity penalty of ``--alpha`` without a weight: an opaque image must earn half its score more.
@@ -85,6 +92,7 @@ def render(
     redirect_relu: int = REDIRECT_STEPS,
     skip_gradient: float | None = None,
     stochastic_depth: float | None = None,
+    smooth_relu: float | None = None,
     average: float | None = None,
     alpha: float | None = None,
 ) -> RenderResult:
@@ -125,6 +133,11 @@ def render(
             allow them (the zoo's EfficientNet-Lite; ResNet-50 takes the skip gradient only),
             which makes the render transfer to other networks, in fewer steps; 1 and 0 (the
             plain network) otherwise. Asking for either on another network is an error.
+        smooth_relu: backpropagate through every ReLU/ReLU6 module but the first with a sigmoid
+            gate of this temperature instead of the step (the forward pass is exact), so the
+            image does not hang on this network's exact on/off pattern (after Wang et al.'s
+            BPA). Default 3 for a class where both residual rewrites apply, 0 (the true
+            gradient) otherwise; asking for it of a network without ReLU modules is an error.
         average: draw the images from an exponential moving average of the parameters with
             this decay, not from the last step (default 0.97 for a class, whose renders other
             networks then read better, above all blurred; 0 otherwise).
@@ -162,6 +175,7 @@ def render(
         objs = [O.opacity_penalty(obj, alpha) for obj in objs] if alpha else objs
     obj = objs[0]
     skip, depth = residual_settings(members, obj, skip_gradient, stochastic_depth)
+    smooth = smooth_setting(members, obj, skip, depth, smooth_relu)
     average = average_setting(obj, average)
     lr = default_lr(p, obj, skip, depth, average) if lr is None else lr
     if steps is None:
@@ -181,6 +195,7 @@ def render(
         redirect_relu=redirect_relu,
         skip_gradient=skip,
         stochastic_depth=depth,
+        smooth_relu=smooth,
         average=average,
         gradient=Ensemble(list(zip(members, objs, strict=True))) if len(members) > 1 else None,
         check=False,
@@ -205,6 +220,7 @@ def render(
         redirect_relu=redirect_relu,
         skip_gradient=skip,
         stochastic_depth=depth,
+        smooth_relu=smooth,
         average=average,
         alpha=alpha,
     )
