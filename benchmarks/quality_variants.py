@@ -30,6 +30,7 @@ import torch
 import featurevis as fv
 from featurevis import objectives as O
 from featurevis import transforms as T
+from featurevis.core import smooth_relu
 from featurevis.core.engine import Adam
 from featurevis.core.images import make_grid, save_image
 from featurevis.core.objectives import LOGITS, Objective, _at
@@ -208,6 +209,14 @@ def linear_backprop(net: torch.nn.Module, first: int, head: bool = True) -> Iter
 
 
 @contextlib.contextmanager
+def smooth_stem() -> Iterator[None]:
+    """The smooth gradient on every ReLU module, the stem's too (the library keeps the first true)."""
+    every = smooth_relu.relu_modules
+    with mock.patch.object(smooth_relu, "relu_modules", lambda net: [(None, 0.0), *every(net)]):
+        yield
+
+
+@contextlib.contextmanager
 def head_dropout(net: torch.nn.Module, rate: float) -> Iterator[None]:
     """Dropout of ``rate`` on the pooled features during the steps, as EfficientNet-Lite was trained
     (a free ensemble of heads; the final, gradient-free evaluation sees them all)."""
@@ -377,6 +386,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "smooth ReLU gradients at temperature 1, not 3 (soft-backprop-1 in RESULTS.md)",
         {"smooth_relu": 1.0},
     ),
+    "smooth-stem": (
+        "the smooth gradient on the stem's ReLU6 too (the library keeps the first ReLU's true gradient)",
+        {"smooth_stem": True},
+    ),
     "smooth-relu-2": ("smooth ReLU gradients at temperature 2, not 3", {"smooth_relu": 2.0}),
     "smooth-relu-5": ("smooth ReLU gradients at temperature 5, not 3", {"smooth_relu": 5.0}),
     "ensemble-3": (
@@ -443,6 +456,7 @@ def render_variant(
             linear_backprop(lite0.net, lin) if lin is not None else contextlib.nullcontext(),
             head_dropout(lite0.net, drop) if drop else contextlib.nullcontext(),
             skip_erosion(erosion) if erosion else contextlib.nullcontext(),
+            smooth_stem() if opts.get("smooth_stem") else contextlib.nullcontext(),
         ):
             param, g = opts.get("param", "fourier"), None
             if "decay_power" in opts:
