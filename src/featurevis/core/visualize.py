@@ -45,7 +45,7 @@ CLASS_LR = 0.1
 #: Temperature of a class render's smooth ReLU gradients (:mod:`~.smooth_relu`), on top of the
 #: residual rewrites, the average and :data:`CLASS_LR`, with which it was measured: at 192 steps
 #: the plain judges' mean p 0.973 / 0.976 -> 0.982 / 0.984 and quality 0.945 -> 0.952 (three
-#: seeds; five seeds of the benchmark script: 0.941 -> 0.954), for about 2 % more time per step.
+#: seeds; five seeds of the benchmark script: 0.941 -> 0.954), for 6-12 % more time per step.
 SMOOTH_RELU = 3.0
 
 
