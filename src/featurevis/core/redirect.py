@@ -35,9 +35,14 @@ class _RedirectedClamp(torch.autograd.Function):
         (x,) = ctx.saved_tensors
         upper = ctx.upper
         # grad is d(loss)/d(out); the optimizer moves x against it: grad > 0 pushes x down.
-        true = grad * ((x >= 0) & (x <= upper))
-        per_image = true.flatten(1) if true.dim() >= 2 else true.reshape(1, -1)
-        alive = per_image.norm(dim=1) > 0  # per image: the true gradient reaches something
+        # The plain module's own backward kernels (one fused pass; 0 < x < upper, as nn.ReLU6's).
+        if math.isfinite(upper):
+            true = torch.ops.aten.hardtanh_backward(grad, x, 0.0, upper)
+        else:
+            true = torch.ops.aten.threshold_backward(grad, x, 0.0)
+        # Per image: does the true gradient reach something? (Counted in place: flattening a
+        # channels_last map would copy it.)
+        alive = torch.count_nonzero(true, dim=tuple(range(1, true.dim()))) > 0 if true.dim() >= 2 else true.any()[None]
         if bool(alive.all()):  # the usual case: the redirected gradient would go unused
             return true, None
         redirected = grad.masked_fill(((x < 0) & (grad > 0)) | ((x > upper) & (grad < 0)), 0)
