@@ -35,7 +35,7 @@ from featurevis.core.engine import Adam
 from featurevis.core.images import make_grid, save_image
 from featurevis.core.objectives import LOGITS, Objective, _at
 from featurevis.core.params.fourier import FourierImage, spectrum_scale
-from featurevis.core.residual import branch_keep, droppable_blocks, keep_branch, scale_gradient
+from featurevis.core.residual import branch_keep, drop_schedule, droppable_blocks, keep_branch, scale_gradient
 from featurevis.core.visualize import visualize
 from featurevis.zoo import efficientnet_lite
 from quality import CLASSES, degrade, judged, quality, quantize, resize
@@ -85,8 +85,8 @@ class DepthRamp:
 
     def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         rate = self.start + (self.end - self.start) * min(self.calls / max(self.steps - 1, 1), 1.0)
-        for i, b in enumerate(self.blocks):
-            b.branch_drop = rate * (i + 1) / len(self.blocks)
+        for b, r in zip(self.blocks, drop_schedule(len(self.blocks), rate), strict=True):
+            b.branch_drop = r
         self.calls += 1
         return self.inner(x, g)
 

@@ -125,13 +125,17 @@ def skip_gradients(net: nn.Module, gamma: float) -> contextlib.AbstractContextMa
     return _set(blocks, "branch_gradient", [check_gamma(gamma)] * len(blocks))
 
 
+def drop_schedule(n: int, rate: float) -> list[float]:
+    """EfficientNet's drop-connect schedule: block ``i`` of ``n`` drops at ``rate * (i + 1) / n``."""
+    return [rate * (i + 1) / n for i in range(n)]
+
+
 def dropped_branches(net: nn.Module, rate: float) -> contextlib.AbstractContextManager[int]:
     """Within the block, block ``i`` of ``net``'s ``n`` droppable ones drops its branch with
-    probability ``rate * (i + 1) / n`` per image and pass (EfficientNet's drop-connect schedule);
-    yields how many blocks were set."""
+    probability ``rate * (i + 1) / n`` per image and pass (:func:`drop_schedule`); yields how
+    many blocks were set."""
     blocks = droppable_blocks(net)
-    rate = check_rate(rate)
-    return _set(blocks, "branch_drop", [rate * (i + 1) / len(blocks) for i in range(len(blocks))])
+    return _set(blocks, "branch_drop", drop_schedule(len(blocks), check_rate(rate)))
 
 
 @contextlib.contextmanager

@@ -62,15 +62,21 @@ def smooth_setting(
     """
     if smooth_relu is not None:
         return check_temperature(smooth_relu)
-    measured = LOGITS in objective.layers and skip < 1 and depth > 0 and all(smoothable(m.net) for m in models)
+    measured = class_recipe(objective, skip, depth) and all(smoothable(m.net) for m in models)
     return SMOOTH_RELU if measured else 0.0
+
+
+def class_recipe(objective: Objective, skip: float, depth: float) -> bool:
+    """Whether a render is the class recipe the class defaults were measured with: the class
+    logits under both residual rewrites."""
+    return LOGITS in objective.layers and skip < 1 and depth > 0
 
 
 def default_lr(param: Parameterization, objective: Objective, skip: float, depth: float, average: float) -> float:
     """Adam's rate when none is given: :data:`CLASS_LR` for the class recipe it was measured
     with (a plain Fourier image, the class logits, both residual rewrites and the average);
     the parameterization's own ``default_lr`` otherwise."""
-    measured = type(param) is FourierImage and LOGITS in objective.layers and skip < 1 and depth > 0 and average > 0
+    measured = type(param) is FourierImage and class_recipe(objective, skip, depth) and average > 0
     return CLASS_LR if measured else param.default_lr
 
 
