@@ -3,7 +3,8 @@
     python benchmarks/speed.py [--steps 32] [--repeats 3] [--layer _blocks.8]
 
 Rows (all on EfficientNet-Lite0, channel objective on ``--layer``, 2 torch threads):
-- floor: the packaged network as published (BN unfused, default NCHW layout), weights frozen,
+- floor: the packaged network as published (BN unfused, default NCHW layout, the zoo's CPU
+  convolution rewrites off: ``plain_convolutions``), weights frozen,
   forward stopped after the layer, backward to the input only.
 - the same floor in channels_last (NHWC) layout, which featurevis uses by default.
 - plain: the full network with trainable weights (what a naive loop costs).
@@ -38,10 +39,20 @@ def time_steps(fn, steps: int, repeats: int) -> float:
     return best
 
 
+def plain_convolutions(net: torch.nn.Module) -> torch.nn.Module:
+    """``net`` with the zoo's CPU convolution rewrites off: the floor is the network as published."""
+    for m in net.modules():
+        if isinstance(m, efficientnet_lite.SameConv2d):
+            m.rewrites = False
+    return net
+
+
 def floor_fn(
     net: torch.nn.Module, layer: str, ch: int, batch: int, size: int, trainable: bool, channels_last: bool = False
 ):
-    fm = fv.FeatureModel(net, mean=(127 / 255,) * 3, std=(128 / 255,) * 3, channels_last=channels_last)
+    fm = fv.FeatureModel(
+        plain_convolutions(net), mean=(127 / 255,) * 3, std=(128 / 255,) * 3, channels_last=channels_last
+    )
     if trainable:
         fm.net.requires_grad_(True)
     x = torch.rand(batch, 3, size, size, requires_grad=True)

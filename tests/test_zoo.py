@@ -37,6 +37,48 @@ def test_batchnorm_folding_preserves_outputs():
         torch.testing.assert_close(fused(x), plain(x), atol=1e-4, rtol=1e-4)
 
 
+def _padded_conv(conv: efficientnet_lite.SameConv2d, x: torch.Tensor) -> torch.Tensor:
+    """TensorFlow's SAME convolution written out: pad the map, then convolve without padding."""
+    k, s = conv.kernel_size[0], conv.stride[0]
+    ph = max((-(-x.shape[-2] // s) - 1) * s + k - x.shape[-2], 0)
+    pw = max((-(-x.shape[-1] // s) - 1) * s + k - x.shape[-1], 0)
+    x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
+    return F.conv2d(x, conv.weight, conv.bias, s, 0, 1, conv.groups)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize(
+    "cin,cout,k,stride,groups,hw",
+    [
+        (8, 8, 3, 2, 8, (16, 16)),  # depthwise, pads (0, 1): the wider kernel
+        (8, 8, 5, 2, 8, (14, 18)),  # pads (1, 2)
+        (8, 8, 3, 2, 8, (15, 16)),  # odd height: symmetric rows, asymmetric columns
+        (8, 8, 5, 2, 8, (13, 13)),  # odd sides: symmetric padding
+        (3, 8, 3, 2, 1, (16, 16)),  # the stem: a dense kernel keeps the padded copy
+        (8, 12, 1, 1, 1, (5, 7)),  # 1x1: a matrix product over the pixels
+        (8, 8, 3, 1, 8, (9, 9)),
+    ],
+)
+def test_same_convolution_rewrites_are_exact(cin, cout, k, stride, groups, hw, channels_last):
+    """SameConv2d's CPU rewrites give the padded convolution's outputs and gradients (input and weights)."""
+    torch.manual_seed(0)
+    conv = efficientnet_lite.SameConv2d(cin, cout, k, stride=stride, groups=groups, bias=True)
+    x = torch.randn(2, cin, *hw)
+    if channels_last:
+        conv = conv.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    out = []
+    for fn in (conv, lambda t: _padded_conv(conv, t)):
+        xi = x.clone().requires_grad_()
+        y = fn(xi)
+        (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        out.append((y.detach(), xi.grad, conv.weight.grad.clone(), conv.bias.grad.clone()))
+        conv.zero_grad(set_to_none=True)
+    for fast, slow in zip(*out, strict=True):
+        torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+    assert out[0][0].shape == (2, cout, -(-hw[0] // stride), -(-hw[1] // stride))
+
+
 def test_unknown_model_lists_choices():
     with pytest.raises(fv.FeaturevisError, match=r"unknown model 'lite9'.*lite"):
         fv.load_model("lite9")
