@@ -1,12 +1,14 @@
-"""The zoo's CPU convolution rewrites (``SameConv2d.rewrites``), on and off, alternating in one run.
+"""The zoo's CPU convolution rewrites (``Conv2d.rewrites``), on and off, alternating in one run.
 
-    python benchmarks/conv_rewrites.py [--runs 4] [--steps 32] [--threads 2]
+    python benchmarks/conv_rewrites.py [--runs 4] [--steps 32] [--threads 2] [--others]
 
 Rows: lite0's forward and backward (input gradient, frozen weights) at the sizes a render's
 transforms show it; a whole default render step of a class and of a channel (``_blocks.8:12``)
-at batch 1 and 5. Each case runs ``--runs`` times with the rewrites on and off in turn, so the
-machine's drift hits both alike; medians of the per-run means, ms. The rewrites are exact
-(``tests/test_zoo.py``), so the renders are the same images up to float rounding.
+at batch 1 and 5; with ``--others`` also the forward and backward of the zoo's ResNet-50,
+GoogLeNet and InceptionV1 (random weights: the speed does not depend on them). Each case runs
+``--runs`` times with the rewrites on and off in turn, so the machine's drift hits both alike;
+medians of the per-run means, ms. The rewrites are exact (``tests/test_zoo.py``): at one thread
+the renders are the same images bit for bit, at two up to float rounding.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from collections.abc import Callable
 import torch
 
 import featurevis as fv
-from featurevis.zoo.efficientnet_lite import SameConv2d
+from featurevis.zoo import googlenet, inception_v1, resnet
+from featurevis.zoo.convs import Conv2d
 
 
 def network(model: fv.FeatureModel, size: int, batch: int) -> Callable[[int], None]:
@@ -45,6 +48,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=4)
     ap.add_argument("--steps", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--others", action="store_true", help="also ResNet-50, GoogLeNet and InceptionV1")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model = fv.load_model("efficientnet_lite0")
@@ -56,23 +60,31 @@ def main() -> None:
         "channel render step, b1": render(model, "_blocks.8:12", 1),
         "channel render step, b5": render(model, "_blocks.8:12", 5),
     }
+    if args.others:
+        for name, net in (
+            ("ResNet-50", resnet.resnet50()),
+            ("GoogLeNet", googlenet.GoogLeNet()),
+            ("InceptionV1", inception_v1.InceptionV1()),
+        ):
+            other = fv.FeatureModel(net.eval(), mean=(0.5,) * 3, std=(0.25,) * 3, name=name)
+            cases[f"{name} fwd+bwd, 224 px b1"] = network(other, 224, 1)
     print(f"lite0, {args.threads} threads, {args.runs} alternating runs of {args.steps} steps; median ms per step")
     print("| case | rewrites off | rewrites on | on / off |")
     print("|---|---|---|---|")
     for name, fn in cases.items():
         times: dict[bool, list[float]] = {False: [], True: []}
         for on in (False, True):  # warm-up: kernel plans for both paths
-            SameConv2d.rewrites = on
+            Conv2d.rewrites = on
             fn(2)
         for _ in range(args.runs):
             for on in (False, True):
-                SameConv2d.rewrites = on
+                Conv2d.rewrites = on
                 t0 = time.perf_counter()
                 fn(args.steps)
                 times[on].append(1000 * (time.perf_counter() - t0) / args.steps)
         off, on = statistics.median(times[False]), statistics.median(times[True])
         print(f"| {name} | {off:.1f} | {on:.1f} | {on / off:.2f} |", flush=True)
-    SameConv2d.rewrites = True
+    Conv2d.rewrites = True
 
 
 if __name__ == "__main__":

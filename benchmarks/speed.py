@@ -26,6 +26,7 @@ import torch
 import featurevis as fv
 from featurevis import objectives as O
 from featurevis.zoo import efficientnet_lite
+from featurevis.zoo.convs import Conv2d
 
 
 def time_steps(fn, steps: int, repeats: int) -> float:
@@ -42,7 +43,7 @@ def time_steps(fn, steps: int, repeats: int) -> float:
 def plain_convolutions(net: torch.nn.Module) -> torch.nn.Module:
     """``net`` with the zoo's CPU convolution rewrites off: the floor is the network as published."""
     for m in net.modules():
-        if isinstance(m, efficientnet_lite.SameConv2d):
+        if isinstance(m, Conv2d):
             m.rewrites = False
     return net
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import featurevis as fv
-from featurevis.zoo import efficientnet_lite
+from featurevis.zoo import convs, efficientnet_lite, googlenet, inception_v1, resnet
 
 
 def _classify(model, photo, size):
@@ -77,6 +77,36 @@ def test_same_convolution_rewrites_are_exact(cin, cout, k, stride, groups, hw, c
     for fast, slow in zip(*out, strict=True):
         torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
     assert out[0][0].shape == (2, cout, -(-hw[0] // stride), -(-hw[1] // stride))
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize("k,stride,padding", [(1, 1, 0), (1, 2, 0), (3, 1, 1)])
+def test_zoo_convolution_matches_nn_conv2d(k, stride, padding, channels_last):
+    """The zoo's Conv2d (its 1x1 matrix-product path, and every other case) is nn.Conv2d."""
+    torch.manual_seed(0)
+    conv = convs.Conv2d(6, 10, k, stride=stride, padding=padding)
+    ref = torch.nn.Conv2d(6, 10, k, stride=stride, padding=padding)
+    ref.load_state_dict(conv.state_dict())
+    x = torch.randn(2, 6, 7, 9)
+    if channels_last:
+        conv, ref = conv.to(memory_format=torch.channels_last), ref.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    assert conv.pointwise(x) == (k == 1 and stride == 1 and channels_last)
+    out = []
+    for m in (conv, ref):
+        xi = x.clone().requires_grad_()
+        y = m(xi)
+        (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        out.append((y.detach(), xi.grad, m.weight.grad, m.bias.grad))
+    for fast, slow in zip(*out, strict=True):
+        torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+
+
+def test_zoo_networks_use_the_zoo_convolution():
+    """ResNet-50, GoogLeNet, InceptionV1 and EfficientNet-Lite build every convolution from it."""
+    for net in (resnet.resnet50(), googlenet.GoogLeNet(), inception_v1.InceptionV1()):
+        found = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+        assert found and all(isinstance(m, convs.Conv2d) for m in found)
 
 
 def test_unknown_model_lists_choices():

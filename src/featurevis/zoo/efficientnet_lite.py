@@ -17,42 +17,34 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.residual import branch_keep, keep_branch, scale_gradient, watched
+from .convs import Conv2d
 
 # Stride of the first block of each of the seven stages (the family's block table).
 STAGE_STRIDES = (1, 2, 2, 2, 1, 2, 1)
 
 
-class SameConv2d(nn.Conv2d):
+class SameConv2d(Conv2d):
     """Conv2d with TensorFlow's "SAME" padding (asymmetric for stride 2), as the weights expect.
 
-    On the CPU two exact rewrites make the network's forward and backward about a tenth cheaper
-    at batch 1 (``benchmarks/RESULTS.md``, "Convolutions without copies"):
-
-    - a 1x1 convolution of a channels_last map is one matrix product over its pixels, which
-      costs less than oneDNN's 1x1 path or the ``_slow_conv2d`` PyTorch picks for small maps;
-    - a stride-2 depthwise convolution of an even-sided map, padded one pixel more at the
-      bottom and right, runs as a ``k + 1`` kernel whose first row and column are zero under
-      symmetric padding, instead of copying the map into a padded one (that copy and its
-      backward cost as much as the convolution).
-
-    ``rewrites = False`` (per module or on the class) keeps the plain padded convolution: the
-    speed benchmarks' floor is the network as published.
+    On the CPU, besides the zoo's 1x1 path (:class:`~.convs.Conv2d`), a stride-2 depthwise
+    convolution of an even-sided map, padded one pixel more at the bottom and right, runs as a
+    ``k + 1`` kernel whose first row and column are zero under symmetric padding: the same taps
+    on the same pixels, without copying the map into a padded one (that copy and its backward
+    cost as much as the convolution; ``benchmarks/RESULTS.md``, "Convolutions without copies").
+    ``rewrites = False`` turns both off.
     """
-
-    rewrites = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, s = self.kernel_size[0], self.stride[0]
-        cpu = self.rewrites and x.device.type == "cpu" and x.dim() == 4
-        if k == 1 and s == 1 and self.groups == 1 and cpu and x.is_contiguous(memory_format=torch.channels_last):
-            w = self.weight.view(self.weight.shape[0], -1)
-            return F.linear(x.permute(0, 2, 3, 1), w, self.bias).permute(0, 3, 1, 2)
         if s == 1:
+            if self.pointwise(x):
+                return super().forward(x)
             return F.conv2d(x, self.weight, self.bias, 1, k // 2, 1, self.groups)
         ih, iw = x.shape[-2:]
         ph = max((math.ceil(ih / s) - 1) * s + k - ih, 0)
         pw = max((math.ceil(iw / s) - 1) * s + k - iw, 0)
-        if cpu and self.groups > 1 and ph % 2 == 1 and pw % 2 == 1:  # pads (p, p + 1): the wider kernel
+        if self.rewrites and x.device.type == "cpu" and self.groups > 1 and ph % 2 == 1 and pw % 2 == 1:
+            # pads (p, p + 1) on both axes: the wider kernel, zero first row and column
             w = F.pad(self.weight, (1, 0, 1, 0))
             return F.conv2d(x, w, self.bias, s, (ph // 2 + 1, pw // 2 + 1), 1, self.groups)
         x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from .convs import Conv2d
+
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -27,7 +29,7 @@ class BasicConv2d(nn.Module):
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0):
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, bias=False)
+        self.conv = Conv2d(cin, cout, kernel, stride=stride, padding=padding, bias=False)
         self.bn = nn.BatchNorm2d(cout, eps=0.001)
         self.relu = nn.ReLU()
 

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .convs import Conv2d
+
 # (in, 1x1, 3x3 bottleneck, 3x3, 5x5 bottleneck, 5x5, pool reduce) of each mixed block.
 BLOCKS = {
     "mixed3a": (192, 64, 96, 128, 16, 32, 32),
@@ -82,7 +84,7 @@ class InceptionV1(nn.Module):
         # weightless ones (ReLUs, pools, concatenations) under Lucid's names.
         for name, cin, cout, k in convs:
             pad = 0 if name == "conv2d0" else k // 2  # the stem's asymmetric pad is done in forward
-            setattr(self, f"{name}_pre_relu_conv", nn.Conv2d(cin, cout, k, stride=2 if k == 7 else 1, padding=pad))
+            setattr(self, f"{name}_pre_relu_conv", Conv2d(cin, cout, k, stride=2 if k == 7 else 1, padding=pad))
         self.softmax2_pre_activation_matmul = nn.Linear(1024, num_classes)
         for name, *_ in convs:
             setattr(self, name, nn.ReLU())

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..core.residual import scale_gradient
+from .convs import Conv2d
 
 
 class Bottleneck(nn.Module):
@@ -22,18 +23,18 @@ class Bottleneck(nn.Module):
     def __init__(self, cin: int, width: int, stride: int = 1):
         super().__init__()
         cout = width * self.expansion
-        self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
+        self.conv1 = Conv2d(cin, width, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu1 = nn.ReLU()
-        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False)
+        self.conv2 = Conv2d(width, width, 3, stride=stride, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(width)
         self.relu2 = nn.ReLU()
-        self.conv3 = nn.Conv2d(width, cout, 1, bias=False)
+        self.conv3 = Conv2d(width, cout, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(cout)
         self.relu = nn.ReLU()
         self.downsample = None
         if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+            self.downsample = nn.Sequential(Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.relu1(self.bn1(self.conv1(x)))
@@ -46,7 +47,7 @@ class Bottleneck(nn.Module):
 class ResNet(nn.Module):
     def __init__(self, depths: tuple[int, ...] = (3, 4, 6, 3), num_classes: int = 1000):
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
+        self.conv1 = Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU()
         self.maxpool = nn.MaxPool2d(3, 2, padding=1)
