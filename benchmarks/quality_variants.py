@@ -306,6 +306,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "final random scale 0.9-1.3 (the judges see 240-260 px)",
         {"transforms": standard_with(scale=(0.9, 1.3))},
     ),
+    "scale-0.6-1.1": (
+        "final random scale 0.6-1.1, not 0.7-1.2 (smaller views: the network's input is a fifth cheaper)",
+        {"transforms": standard_with(scale=(0.6, 1.1))},
+    ),
     "noise-0.08": ("pixel noise of std 0.08, not 0.03", {"transforms": standard_with(noise=0.08)}),
     "flip": ("a random horizontal flip per image", {"transforms": standard_with(flip=True)}),
     "two-views": (
