@@ -46,6 +46,9 @@ CLASS_LR = 0.1
 #: residual rewrites, the average and :data:`CLASS_LR`, with which it was measured: at 192 steps
 #: the plain judges' mean p 0.973 / 0.976 -> 0.982 / 0.984 and quality 0.945 -> 0.952 (three
 #: seeds; five seeds of the benchmark script: 0.941 -> 0.954), for 6-12 % more time per step.
+#: Those are one realization: a seed moves by about 0.01 between runs whose floats differ, and
+#: the same five seeds re-run on later code gave quality 0.948, plain 0.982 / 0.981
+#: (``benchmarks/RESULTS.md``, "The same five seeds again").
 SMOOTH_RELU = 3.0
 
 

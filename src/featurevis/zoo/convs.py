@@ -35,8 +35,10 @@ class Conv2d(nn.Conv2d):
             and x.is_contiguous(memory_format=torch.channels_last)
         )
 
+    def pixel_product(self, x: torch.Tensor) -> torch.Tensor:
+        """The 1x1 convolution of ``x`` as a matrix product; only for an ``x`` :meth:`pointwise` accepts."""
+        w = self.weight.view(self.weight.shape[0], -1)
+        return F.linear(x.permute(0, 2, 3, 1), w, self.bias).permute(0, 3, 1, 2)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.pointwise(x):
-            w = self.weight.view(self.weight.shape[0], -1)
-            return F.linear(x.permute(0, 2, 3, 1), w, self.bias).permute(0, 3, 1, 2)
-        return super().forward(x)
+        return self.pixel_product(x) if self.pointwise(x) else super().forward(x)
